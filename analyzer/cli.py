@@ -17,9 +17,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import __version__
-from .errors import DumpFormatError, VmcrashError
+from .errors import DumpFormatError, MemoryFault, VmcrashError
 from .formats import open_dump
 from .info import describe, format_text
+from .plugin import CannotRun, Option, Plugin, PluginError, discover
+from .render import render
 
 __all__ = ["main", "EXIT_OK", "EXIT_USAGE", "EXIT_UNREADABLE", "EXIT_PARTIAL"]
 
@@ -63,6 +65,119 @@ def cmd_info(args: argparse.Namespace) -> int:
     return EXIT_PARTIAL if info["warnings"] else EXIT_OK
 
 
+PLUGINS_HELP = """\
+List every plugin with its one-line help.  With DUMP, say which plugins can
+run on that dump and, for the others, why not.
+
+examples:
+  vmcrash plugins
+  vmcrash plugins vmcore
+"""
+
+RUN_HELP = """\
+Run one plugin on a dump.  The dump comes right after the plugin's name;
+the plugin's own arguments and the options below follow in any order.
+`vmcrash run NAME --help` shows a plugin's arguments.
+
+examples:
+  vmcrash run vtop vmcore 0xffffffff81000000
+  vmcrash run rd vmcore 0x1000 64 --physical --json
+  vmcrash run ps vmcore --domain 1 --markdown
+"""
+
+
+def _add_context_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("context and symbols")
+    g.add_argument("--domain", type=int, metavar="N", help="the domain to look at in a multi-domain dump")
+    g.add_argument("--vcpu", type=int, metavar="N", help="the vCPU to look at")
+    g.add_argument("--vmlinux", metavar="FILE", help="the guest kernel's vmlinux with debug info")
+    g.add_argument("--debuginfo", metavar="DIR", action="append", default=[],
+                   help="a directory of debug files (vmlinux, modules); repeatable")
+    g.add_argument("--xen-syms", metavar="FILE", help="Xen's xen-syms with debug info")
+    o = p.add_argument_group("output")
+    fmt = o.add_mutually_exclusive_group()
+    fmt.add_argument("--json", dest="output", action="store_const", const="json", help="JSON (docs/result-schema.json)")
+    fmt.add_argument("--markdown", dest="output", action="store_const", const="markdown", help="Markdown for a ticket")
+    o.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                   help="colour in text output (default: auto, only on a terminal)")
+
+
+def plugin_parser(cls: type[Plugin]) -> argparse.ArgumentParser:
+    """The command-line parser of one plugin: its options plus the context ones."""
+    p = argparse.ArgumentParser(
+        prog=f"vmcrash run {cls.name} DUMP", description=cls.description or cls.help,
+        epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for opt in cls.options:
+        _add_option(p, opt)
+    _add_context_options(p)
+    return p
+
+
+def _add_option(p: argparse.ArgumentParser, opt: Option) -> None:
+    if opt.positional:
+        p.add_argument(opt.name, type=opt.type, metavar=opt.metavar or opt.name.upper(), help=opt.help,
+                       nargs=None if opt.required else "?", default=opt.default, choices=opt.choices)
+    elif opt.type is bool:
+        p.add_argument(f"--{opt.name.replace('_', '-')}", dest=opt.name, action="store_true", help=opt.help)
+    else:
+        p.add_argument(f"--{opt.name.replace('_', '-')}", dest=opt.name, type=opt.type, default=opt.default,
+                       metavar=opt.metavar, help=opt.help, required=opt.required, choices=opt.choices)
+
+
+def _use_color(choice: str) -> bool:
+    if choice == "always":
+        return True
+    if choice == "never":
+        return False
+    return sys.stdout.isatty()
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    errors: list[str] = []
+    table = discover(errors)
+    width = max(len(n) for n in table)
+    if args.dump is None:
+        for name, cls in table.items():
+            print(f"{name.ljust(width)}  {cls.help}")
+    else:
+        from .session import Session
+        with Session(args.dump) as session:
+            for name, cls in table.items():
+                try:
+                    reason = cls.why_not(session)
+                except VmcrashError as e:
+                    reason = str(e)
+                mark = "yes" if reason is None else "no "
+                print(f"{mark} {name.ljust(width)}  {cls.help if reason is None else reason}")
+    for msg in errors:
+        print(f"vmcrash: {msg}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .session import Session
+
+    table = discover()
+    cls = table.get(args.plugin)
+    if cls is None:
+        print(f"vmcrash: no plugin named {args.plugin!r}; `vmcrash plugins` lists them", file=sys.stderr)
+        return EXIT_USAGE
+    popts = plugin_parser(cls).parse_args(args.args)
+    values = {o.name: getattr(popts, o.name) for o in cls.options}
+    with Session(args.dump, vmlinux=popts.vmlinux, debuginfo=popts.debuginfo, xen_syms=popts.xen_syms,
+                 domain=popts.domain, vcpu=popts.vcpu) as session:
+        try:
+            result = session.run(cls.name, **values)
+        except CannotRun as e:
+            print(f"vmcrash: {e}", file=sys.stderr)
+            return EXIT_UNREADABLE
+        except PluginError as e:
+            print(f"vmcrash: {cls.name}: {e}", file=sys.stderr)
+            return EXIT_USAGE
+    sys.stdout.write(render(result, popts.output or "text", color=_use_color(popts.color)))
+    return EXIT_PARTIAL if result.partial else EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vmcrash",
@@ -80,10 +195,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dump", metavar="DUMP", help="the dump file (any supported format; detected by content)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("plugins", help="list plugins, or which can run on a dump and why not",
+                       description=PLUGINS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("dump", metavar="DUMP", nargs="?", help="check each plugin against this dump")
+    p.set_defaults(func=cmd_plugins)
+
+    p = sub.add_parser("run", help="run one plugin: vmcrash run NAME DUMP [ARGS] [--json|--markdown]",
+                       description=RUN_HELP, epilog=EXIT_CODES_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("plugin", metavar="NAME", help="the plugin (see `vmcrash plugins`)")
+    p.add_argument("dump", metavar="DUMP", help="the dump file")
+    p.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="the plugin's arguments and options")
+    p.set_defaults(func=cmd_run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) >= 3 and argv[0] == "run" and argv[2] in ("-h", "--help"):
+        cls = discover().get(argv[1])
+        if cls is not None:  # `vmcrash run NAME --help`: the plugin's own help
+            plugin_parser(cls).print_help()
+            return EXIT_OK
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -92,6 +226,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DumpFormatError as e:
         print(f"vmcrash: {e}", file=sys.stderr)
         return EXIT_UNREADABLE
+    except MemoryFault as e:
+        print(f"vmcrash: {e}", file=sys.stderr)
+        return EXIT_PARTIAL
     except VmcrashError as e:
         print(f"vmcrash: {e}", file=sys.stderr)
         return EXIT_UNREADABLE

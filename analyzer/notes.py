@@ -17,7 +17,7 @@ from __future__ import annotations
 import io
 import types
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Any, cast
 
 from construct import Array, Bytes, Int16ul, Int32sl, Int32ul, Int64ul, Padding, Struct
 from construct.core import ConstructError
@@ -130,16 +130,16 @@ def parse_note_blob(blob: bytes, base_offset: int = -1) -> list[Note]:
     fake_elf = types.SimpleNamespace(stream=io.BytesIO(blob), structs=_STRUCTS, elfclass=64)
     notes: list[Note] = []
     try:
-        for n in iter_notes(fake_elf, 0, len(blob)):
+        for n in iter_notes(cast(Any, fake_elf), 0, len(blob)):
             desc = bytes(n["n_descdata"])
             if len(desc) != n["n_descsz"]:
                 break  # the descriptor runs past the segment: truncated or corrupt
-            ntype = n["n_type"]
-            if isinstance(ntype, str):  # pyelftools names the core note types it knows
-                ntype = ENUM_CORE_NOTE_N_TYPE.get(ntype, -1)
+            raw_type = n["n_type"]
+            # pyelftools names the core note types it knows
+            ntype = ENUM_CORE_NOTE_N_TYPE.get(raw_type, -1) if isinstance(raw_type, str) else int(raw_type)
             notes.append(Note(
                 name=n["n_name"] or "",
-                type=int(ntype),
+                type=ntype,
                 desc=desc,
                 offset=(base_offset + n["n_offset"]) if base_offset >= 0 else -1,
             ))

@@ -30,7 +30,7 @@ def test_kdump_every_codec_reads_back(tmp_path, pages, codec):
     pages[7] = b"A" * PAGE
     path = str(tmp_path / "k")
     write_kdump(path, KdumpSpec(pages=pages, ram_pfns={3, 4}, compress=codec))
-    with analyzer.open(path) as d:
+    with analyzer.open_dump(path) as d:
         assert d.format == "kdump"
         for pfn, data in pages.items():
             assert d.read_page(pfn) == data
@@ -49,7 +49,7 @@ def test_kdump_every_codec_reads_back(tmp_path, pages, codec):
 def test_kdump_ranges_follow_the_ram_bitmap(tmp_path, pages):
     path = str(tmp_path / "k")
     write_kdump(path, KdumpSpec(pages=pages, ram_pfns={3, 4}))
-    with analyzer.open(path) as d:
+    with analyzer.open_dump(path) as d:
         assert [(r.start // PAGE, r.end // PAGE) for r in d.ranges()] == [(0, 7), (100, 102), (4095, 4096)]
 
 
@@ -58,7 +58,7 @@ def test_kdump_notes_and_vmcoreinfo(tmp_path, pages):
         vmcoreinfo_note("OSRELEASE=6.1.0-x\nPAGESIZE=4096\nKERNELOFFSET=1e000000\n")
     path = str(tmp_path / "k")
     write_kdump(path, KdumpSpec(pages=pages, notes=notes, vmcoreinfo="OSRELEASE=6.1.0-x\nKERNELOFFSET=1e000000\n"))
-    with analyzer.open(path) as d:
+    with analyzer.open_dump(path) as d:
         assert d.vmcoreinfo is not None and d.vmcoreinfo.kernel_offset == 0x1E000000
         assert len(d.cpus) == 1
         assert d.cpus[0].pid == 42
@@ -73,7 +73,7 @@ def test_kdump_corrupt_page_is_a_fault_not_a_crash(tmp_path, pages):
         size = os.fstat(f.fileno()).st_size
         f.seek(size - 20)
         f.write(b"\xff" * 12)  # damage the last page's zlib stream
-    with analyzer.open(path) as d:
+    with analyzer.open_dump(path) as d:
         with pytest.raises(PageUnreadable) as e:
             d.read_page(4095)
         assert path in str(e.value)
@@ -88,7 +88,7 @@ def test_elf_segments_excluded_tail_and_overlap(tmp_path):
     write_elf(path, [Load(0x1000, text, vaddr=0xFFFFFFFF81000000),
                      Load(0x1000, a, memsz=4 * PAGE),
                      Load(0x100000, page(9))], notes)
-    with analyzer.open(path) as d:
+    with analyzer.open_dump(path) as d:
         assert d.format == "elf"
         assert d.read_phys(0x1000, 2 * PAGE) == a
         assert d.page_state(3) is PageState.EXCLUDED
@@ -106,7 +106,7 @@ def test_elf_cut_short_reads_what_remains(tmp_path):
     write_elf(path, [Load(0, page(1) + page(2))])
     size = os.path.getsize(path)
     os.truncate(path, size - PAGE // 2)
-    with analyzer.open(path) as d:
+    with analyzer.open_dump(path) as d:
         assert d.warnings and "truncated" in d.warnings[0]
         d.read_page(0)
         with pytest.raises(PageUnreadable):
@@ -120,7 +120,7 @@ def test_flattened_kdump_equals_plain(tmp_path, pages, order):
     write_kdump(plain, KdumpSpec(pages=pages))
     n = -(-os.path.getsize(plain) // 5000)
     flatten(plain, flat, chunk=5000, order=list(reversed(range(n))) if order else None)
-    with analyzer.open(plain) as p, analyzer.open(flat) as f:
+    with analyzer.open_dump(plain) as p, analyzer.open_dump(flat) as f:
         assert f.header["container"] == "flattened"
         for pfn in pages:
             assert f.read_page(pfn) == p.read_page(pfn)
@@ -131,7 +131,7 @@ def test_flattened_elf_opens(tmp_path):
     write_elf(plain, [Load(0, page(3))], vmcoreinfo_note("OSRELEASE=x\n"))
     flat = str(tmp_path / "e.flat")
     flatten(plain, flat, chunk=1000)
-    with analyzer.open(flat) as d:
+    with analyzer.open_dump(flat) as d:
         assert d.format == "elf"
         assert d.read_page(0) == open(plain, "rb").read()[-PAGE:]
 
@@ -143,5 +143,5 @@ def test_unknown_and_empty_files_name_the_file(tmp_path):
     junk.write_bytes(b"hello world" * 10)
     for p in (empty, junk):
         with pytest.raises(analyzer.UnknownFormat) as e:
-            analyzer.open(str(p))
+            analyzer.open_dump(str(p))
         assert str(p) in str(e.value)

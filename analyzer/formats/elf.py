@@ -11,6 +11,7 @@ segment that covers an address serves it.
 from __future__ import annotations
 
 import bisect
+import io
 from dataclasses import dataclass
 
 from elftools.common.exceptions import ELFError, ELFParseError
@@ -73,7 +74,7 @@ class ElfDump(Dump):
 
     def _parse(self) -> None:
         src = self.source
-        elf = ELFFile(SourceStream(src))
+        elf = ELFFile(io.BufferedReader(SourceStream(src)))
         hdr = elf.header
         self.arch = EM_NAMES.get(str(hdr["e_machine"]), str(hdr["e_machine"]))
         phnum = elf.num_segments()
