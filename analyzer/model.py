@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from .dump import Dump
+from .dump import Dump, PhysRange
 from .linux.paging import KernelPaging, find_kernel_paging
 from .notes import CpuState
 from .paging import X86_64_4LEVEL, PageTableWalker
@@ -37,14 +37,20 @@ class Domain:
 
     def __init__(self, id: int, *, name: str | None, type: str, vcpus: list[VCpu],
                  read_phys: Callable[[int, int], bytes], vmcoreinfo: VmcoreInfo | None,
+                 ranges: Callable[[], list[PhysRange]],
                  cpu_states: list[CpuState] | None = None) -> None:
         self.id = id
+        self._ranges = ranges
         self.name = name
         self.type = type
         self.vcpus = vcpus
         self.read_phys = read_phys
         self.vmcoreinfo = vmcoreinfo
         self._cpu_states = cpu_states or []
+
+    def memory_ranges(self) -> list[PhysRange]:
+        """The guest-physical ranges this domain's memory covers."""
+        return self._ranges()
 
     @property
     def is_linux(self) -> bool:
@@ -90,5 +96,5 @@ def machine_from_dump(dump: Dump) -> Machine:
     vcpus = [VCpu(id=c.cpu, registers=dict(c.registers), running=True, pid=c.pid, sources=list(c.sources))
              for c in dump.cpus]
     guest = Domain(0, name=None, type="guest", vcpus=vcpus, read_phys=dump.read_phys,
-                   vmcoreinfo=dump.vmcoreinfo, cpu_states=dump.cpus)
+                   vmcoreinfo=dump.vmcoreinfo, ranges=dump.ranges, cpu_states=dump.cpus)
     return Machine(dump, [guest])
