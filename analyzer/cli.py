@@ -3,6 +3,7 @@
 Exit codes (documented in ``vmcrash --help`` and the README):
 
     0  success
+    1  internal error (a bug in vmcrash)
     2  usage error (bad arguments)
     3  the dump cannot be read (not a dump, or damaged beyond use)
     4  partial result: the dump opened, but parts of it are damaged or missing
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -23,9 +25,10 @@ from .info import describe, format_text
 from .plugin import CannotRun, Option, Plugin, PluginError, discover
 from .render import render
 
-__all__ = ["main", "EXIT_OK", "EXIT_USAGE", "EXIT_UNREADABLE", "EXIT_PARTIAL"]
+__all__ = ["main", "EXIT_OK", "EXIT_INTERNAL", "EXIT_USAGE", "EXIT_UNREADABLE", "EXIT_PARTIAL"]
 
 EXIT_OK = 0
+EXIT_INTERNAL = 1
 EXIT_USAGE = 2
 EXIT_UNREADABLE = 3
 EXIT_PARTIAL = 4
@@ -33,6 +36,7 @@ EXIT_PARTIAL = 4
 EXIT_CODES_HELP = """\
 exit codes:
   0  success
+  1  internal error (a bug in vmcrash: please report it)
   2  usage error
   3  the dump cannot be read (not a dump, or damaged beyond use)
   4  partial result: the dump opened, but parts are damaged or missing
@@ -219,7 +223,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             plugin_parser(cls).print_help()
             return EXIT_OK
     parser = build_parser()
-    args = parser.parse_args(argv)
+    if len(argv) >= 3 and argv[0] == "run" and not argv[1].startswith("-") and not argv[2].startswith("-"):
+        # `run NAME DUMP ...`: everything after the dump belongs to the
+        # plugin's own parser (argparse's REMAINDER would drop leading --opts).
+        args = parser.parse_args(argv[:3])
+        args.args = argv[3:]
+    else:
+        args = parser.parse_args(argv)
     try:
         rc: int = args.func(args)
         return rc
@@ -238,6 +248,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     except KeyboardInterrupt:
         return 130
+    except Exception as e:  # noqa: BLE001 - never a traceback for the user
+        if os.environ.get("VMCRASH_DEBUG"):
+            raise
+        print(f"vmcrash: internal error: {type(e).__name__}: {e}\n"
+              "vmcrash: this is a bug in vmcrash; run again with VMCRASH_DEBUG=1 for the traceback",
+              file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .plugin import Need
 
-__all__ = ["LINUX", "KERNEL_PAGE_TABLES"]
+if TYPE_CHECKING:
+    from .session import Session
+
+__all__ = ["LINUX", "KERNEL_PAGE_TABLES", "KERNEL_TYPES"]
 
 LINUX = Need(
     "a Linux guest",
@@ -17,3 +22,14 @@ KERNEL_PAGE_TABLES = Need(
     lambda s: None if s.domain.kernel_paging is not None else
     "neither VMCOREINFO's SYMBOL(init_top_pgt) nor a saved CR3 is in the dump (give --cr3)",
 )
+
+
+def _types(s: "Session") -> str | None:
+    if not s.domain.is_linux:
+        return "no Linux kernel found"
+    kp = s.linux().kp
+    return None if kp.has_types else (
+        "no kernel type information (give --vmlinux FILE or --debuginfo DIR)")
+
+
+KERNEL_TYPES = Need("kernel types (debug info)", _types)

@@ -13,13 +13,16 @@ import os
 from collections.abc import Sequence
 from functools import cached_property
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .dump import Dump
 from .formats import open_dump
 from .model import Domain, Machine, VCpu, machine_from_dump
 from .plugin import CannotRun, Plugin, PluginError, discover
 from .results import Result
+
+if TYPE_CHECKING:
+    from .linux.kernel import LinuxGuest
 
 __all__ = ["Session"]
 
@@ -35,6 +38,7 @@ class Session:
         self.domain_id = domain
         self.vcpu_id = vcpu
         self.dump: Dump = open_dump(self.path)
+        self._linux: dict[int, LinuxGuest] = {}
 
     @cached_property
     def machine(self) -> Machine:
@@ -55,6 +59,27 @@ class Session:
                 return v
         raise PluginError(f"domain {self.domain.id} has no vCPU {self.vcpu_id} "
                           f"(it has {', '.join(str(v.id) for v in self.domain.vcpus) or 'none'})")
+
+    def linux(self, domain: Domain | None = None) -> "LinuxGuest":
+        """The Linux kernel of ``domain`` (default: the selected one), through drgn."""
+        from .linux.kernel import LinuxGuest
+        from .linux.program import open_program
+
+        dom = domain or self.domain
+        guest = self._linux.get(dom.id)
+        if guest is None:
+            native = self.path if self._drgn_can_read_file(dom) else None
+            kp = open_program(dom, native_path=native, vmlinux=self.vmlinux, debuginfo=self.debuginfo)
+            guest = self._linux[dom.id] = LinuxGuest(kp, dom)
+        return guest
+
+    def _drgn_can_read_file(self, dom: Domain) -> bool:
+        # drgn reads plain ELF vmcores and makedumpfile kdumps itself; a
+        # flattened stream it cannot, and a guest inside a hypervisor dump
+        # is not the file's whole memory.
+        if len(self.machine.domains) != 1 or self.dump.header.get("container"):
+            return False
+        return self.dump.format in ("elf", "kdump")
 
     @cached_property
     def plugins(self) -> dict[str, type[Plugin]]:

@@ -1,0 +1,290 @@
+"""Facts about a Linux guest, read through drgn: release, tasks, the panic,
+stacks, the log, modules.  Plain dataclasses out, so plugins, triage and
+the TUI share one reading of the kernel.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cached_property
+
+import drgn
+from drgn.helpers.linux.cpumask import for_each_online_cpu
+from drgn.helpers.linux.pid import for_each_task
+from drgn.helpers.linux.sched import cpu_curr, task_cpu, task_state_to_char
+
+from ..errors import VmcrashError
+from ..model import Domain
+from .program import KernelProgram, pt_regs
+
+__all__ = ["LinuxGuest", "Task", "Frame", "PanicInfo", "NeedsTypes", "MAX_TASKS", "MAX_FRAMES"]
+
+#: Cycle and size guards for walks over kernel lists and stacks.
+MAX_TASKS = 1 << 20
+MAX_FRAMES = 256
+
+
+class NeedsTypes(VmcrashError):
+    """The question needs kernel type information, and there is none."""
+
+
+@dataclass(frozen=True)
+class Task:
+    pid: int
+    ppid: int
+    comm: str
+    state: str
+    cpu: int | None
+    address: int  # struct task_struct *
+
+
+@dataclass(frozen=True)
+class Frame:
+    index: int
+    pc: int
+    symbol: str | None
+    offset: int | None
+    module: str | None
+    source: str | None  # "file:line" when debug info has it
+
+    @property
+    def where(self) -> str:
+        if self.symbol is None:
+            return f"{self.pc:#x}"
+        return f"{self.symbol}+{self.offset:#x}" if self.offset else self.symbol
+
+
+@dataclass(frozen=True)
+class PanicInfo:
+    message: str | None
+    cpu: int | None
+    pid: int | None
+    comm: str | None
+
+
+def _s(b: bytes) -> str:
+    return b.decode("utf-8", "replace")
+
+
+class LinuxGuest:
+    """One Linux kernel, seen through a :class:`KernelProgram`."""
+
+    def __init__(self, kp: KernelProgram, domain: Domain) -> None:
+        self.kp = kp
+        self.prog = kp.prog
+        self.domain = domain
+
+    @property
+    def mode(self) -> str:
+        return self.kp.mode
+
+    def _need_types(self, what: str) -> None:
+        if not self.kp.has_types:
+            raise NeedsTypes(f"{what} needs kernel types: give --vmlinux (or --debuginfo DIR)")
+
+    # -- identity -----------------------------------------------------------
+
+    @cached_property
+    def release(self) -> str | None:
+        if self.domain.vmcoreinfo is not None and self.domain.vmcoreinfo.osrelease:
+            return self.domain.vmcoreinfo.osrelease
+        if self.kp.has_types:
+            return _s(self.prog["init_uts_ns"].name.release.string_())
+        return None
+
+    def uts(self) -> dict[str, str]:
+        self._need_types("the kernel's utsname")
+        name = self.prog["init_uts_ns"].name
+        return {f: _s(getattr(name, f).string_()) for f in ("sysname", "nodename", "release", "version", "machine")}
+
+    def online_cpus(self) -> list[int]:
+        self._need_types("the online CPU mask")
+        return list(for_each_online_cpu(self.prog))
+
+    def memory_bytes(self) -> int | None:
+        if not self.kp.has_types:
+            return None
+        try:
+            pages = self.prog["_totalram_pages"].counter.value_()
+        except (KeyError, LookupError, AttributeError):
+            return None
+        return int(pages) * self.domain_page_size
+
+    @property
+    def domain_page_size(self) -> int:
+        vmci = self.domain.vmcoreinfo
+        return (vmci.page_size if vmci and vmci.page_size else 4096)
+
+    def uptime_seconds(self) -> float | None:
+        """Seconds since boot, from jiffies as crash computes it."""
+        if not self.kp.has_types:
+            return None
+        try:
+            jiffies = self.prog["jiffies_64"].value_()
+            hz = self._hz()
+        except (KeyError, LookupError):
+            return None
+        initial = (-300 * hz) & 0xFFFFFFFF  # INITIAL_JIFFIES ((unsigned long)(unsigned int)(-300*HZ))
+        return float(((int(jiffies) - initial) & ((1 << 64) - 1)) / hz)
+
+    def _hz(self) -> int:
+        from drgn.helpers.linux.kconfig import get_kconfig
+
+        try:
+            return int(get_kconfig(self.prog).get("CONFIG_HZ", "250"))
+        except LookupError:
+            return 250
+
+    def taint(self) -> int | None:
+        try:
+            return int(self.prog["tainted_mask"].value_())
+        except (KeyError, LookupError):
+            return None
+
+    # -- tasks --------------------------------------------------------------
+
+    def tasks(self) -> list[Task]:
+        self._need_types("the task list")
+        out: list[Task] = []
+        for i, t in enumerate(for_each_task(self.prog)):
+            if i >= MAX_TASKS:
+                break
+            out.append(self._task(t))
+        return out
+
+    def _task(self, t: drgn.Object) -> Task:
+        return Task(
+            pid=int(t.pid.value_()),
+            ppid=int(t.real_parent.pid.value_()) if t.real_parent.value_() else 0,
+            comm=_s(t.comm.string_()),
+            state=task_state_to_char(t),
+            cpu=int(task_cpu(t)),
+            address=int(t.value_()),
+        )
+
+    def find_task(self, pid: int) -> drgn.Object:
+        self._need_types("finding a task")
+        from drgn.helpers.linux.pid import find_task
+
+        t = find_task(self.prog, pid)
+        if not t:
+            raise LookupError(f"no task with pid {pid}")
+        return t
+
+    def active_task(self, cpu: int) -> drgn.Object:
+        self._need_types("a CPU's current task")
+        return cpu_curr(self.prog, cpu)
+
+    # -- the panic ----------------------------------------------------------
+
+    def panic_cpu(self) -> int | None:
+        """The CPU that panicked, from the kernel's own ``panic_cpu``."""
+        try:
+            cpu = self.prog["panic_cpu"]
+            value = int(cpu.counter.value_()) if self.kp.has_types else int.from_bytes(
+                self.prog.read(self.prog.symbol("panic_cpu").address, 4), "little", signed=True)
+        except (KeyError, LookupError, drgn.FaultError):
+            return None
+        return value if value >= 0 else None
+
+    def panic(self) -> PanicInfo:
+        message = None
+        try:
+            from drgn.helpers.linux.panic import _panic_message
+
+            raw = _panic_message(self.dmesg())
+            if raw is not None:
+                message = _s(raw)
+        except (LookupError, drgn.FaultError, NeedsTypes):
+            pass
+        cpu = self.panic_cpu()
+        pid = comm = None
+        if cpu is not None and self.kp.has_types:
+            try:
+                t = self.active_task(cpu)
+                pid, comm = int(t.pid.value_()), _s(t.comm.string_())
+            except (LookupError, drgn.FaultError):
+                pass
+        if message:
+            message = re.sub(r"^Kernel panic - not syncing: ", "", message)
+        return PanicInfo(message, cpu, pid, comm)
+
+    # -- stacks -------------------------------------------------------------
+
+    def stack_of_task(self, task: drgn.Object) -> list[Frame]:
+        """A task's stack: from its saved context if it was sleeping, from its
+        CPU's saved registers if it was running when the dump was taken."""
+        if not self.kp.access.startswith("native"):
+            cpu = int(task_cpu(task))
+            try:
+                running = int(self.active_task(cpu).value_()) == int(task.value_())
+            except (LookupError, drgn.FaultError):
+                running = False
+            if running:
+                return self.stack_of_cpu(cpu)
+        return self._frames(self.prog.stack_trace(task))
+
+    def stack_of_cpu(self, cpu: int) -> list[Frame]:
+        """The stack of the task running on ``cpu`` when the dump was taken,
+        from the dump's own saved registers for that CPU."""
+        self._need_types("unwinding a CPU's stack")
+        if self.kp.access.startswith("native"):
+            return self.stack_of_task(self.active_task(cpu))
+        vcpus = {v.id: v for v in self.domain.vcpus}
+        if cpu not in vcpus or not vcpus[cpu].registers:
+            raise LookupError(f"the dump has no saved registers for CPU {cpu}")
+        return self._frames(self.prog.stack_trace(pt_regs(self.prog, vcpus[cpu].registers)))
+
+    def _frames(self, trace: drgn.StackTrace) -> list[Frame]:
+        frames: list[Frame] = []
+        for i, f in enumerate(trace):
+            if i >= MAX_FRAMES:
+                break
+            pc = int(f.pc)
+            name = f.function_name  # None when neither DWARF nor a symbol names it
+            offset = None
+            try:
+                sym = f.symbol()
+                name = name or sym.name
+                offset = pc - sym.address
+            except LookupError:
+                pass
+            module = None
+            try:
+                module = self.prog.module(pc).name
+            except LookupError:
+                pass
+            source = None
+            try:
+                filename, line, _col = f.source()
+                source = f"{filename}:{line}"
+            except LookupError:
+                pass
+            frames.append(Frame(i, pc, name, offset, module, source))
+        return frames
+
+    # -- log and modules ----------------------------------------------------
+
+    def dmesg(self) -> bytes:
+        self._need_types("the kernel log")
+        from drgn.helpers.linux.printk import get_dmesg
+
+        return get_dmesg(self.prog)
+
+    def log_lines(self) -> list[str]:
+        return _s(self.dmesg()).splitlines()
+
+    def modules(self) -> list[dict[str, object]]:
+        self._need_types("the module list")
+        from drgn.helpers.linux.module import for_each_module, module_address_regions
+
+        out: list[dict[str, object]] = []
+        for i, mod in enumerate(for_each_module(self.prog)):
+            if i >= 65536:
+                break
+            regions = module_address_regions(mod)
+            base = min((a for a, _ in regions), default=0)
+            out.append({"name": _s(mod.name.string_()), "address": int(mod.value_()),
+                        "base": base, "size": sum(s for _, s in regions)})
+        return out

@@ -1,0 +1,75 @@
+"""``bt``: stack traces of a task, a CPU, or every CPU's active task."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from analyzer.linux.kernel import Frame
+from analyzer.needs import KERNEL_TYPES, LINUX
+from analyzer.plugin import Option, Plugin, PluginError
+from analyzer.results import Column, Kind, Result, Table
+from analyzer.session import Session
+
+
+def frames_table(frames: list[Frame], title: str) -> Table:
+    t = Table([Column("frame", Kind.INT, "#"), Column("pc", Kind.ADDRESS), Column("symbol", Kind.SYMBOL),
+               Column("module"), Column("source")], title=title)
+    for f in frames:
+        t.add(f.index, f.pc, f.where if f.symbol else None, f.module, f.source)
+    return t
+
+
+class Bt(Plugin):
+    name = "bt"
+    help = "stack trace of a task (PID), a CPU (--cpu N), or every CPU's active task (--all)"
+    description = """\
+Unwind a stack.  With no argument: the task that panicked, from the dump's
+own saved registers for the panicking CPU.  PID: that task.  --cpu N: the
+task running on CPU N.  --all: every CPU's active task (crash's bt -a).
+Frames show pc, symbol+offset, module, and source file:line when debug
+info has it.
+
+examples:
+  vmcrash run bt vmcore --vmlinux vmlinux
+  vmcrash run bt vmcore 1 --vmlinux vmlinux
+  vmcrash run bt vmcore --all --vmlinux vmlinux --markdown
+"""
+    options = (
+        Option("pid", "a task's pid", type=int, positional=True, metavar="PID"),
+        Option("cpu", "the task running on this CPU", type=int, metavar="N"),
+        Option("all", "every CPU's active task", type=bool, default=False),
+    )
+    needs = (LINUX, KERNEL_TYPES)
+
+    def run(self, session: Session, **options: Any) -> Result:
+        linux = session.linux()
+        result = Result(self.name, mode=linux.mode)
+        if options.get("pid") is not None:
+            try:
+                task = linux.find_task(options["pid"])
+            except LookupError as e:
+                raise PluginError(str(e)) from None
+            t = linux._task(task)
+            try:
+                result.add(frames_table(linux.stack_of_task(task), f"PID {t.pid} ({t.comm}) on CPU {t.cpu}"))
+            except (LookupError, ValueError) as e:
+                result.warn(f"PID {t.pid}: {e}")
+            return result
+        if options.get("all"):
+            cpus = linux.online_cpus()
+        elif options.get("cpu") is not None:
+            cpus = [options["cpu"]]
+        else:
+            cpu = linux.panic_cpu()
+            if cpu is None:
+                raise PluginError("no CPU panicked in this dump: give PID, --cpu N or --all")
+            cpus = [cpu]
+        for cpu in cpus:
+            try:
+                task = linux.active_task(cpu)
+                t = linux._task(task)
+                frames = linux.stack_of_cpu(cpu)
+                result.add(frames_table(frames, f"CPU {cpu}: PID {t.pid} ({t.comm})"))
+            except (LookupError, ValueError) as e:
+                result.warn(f"CPU {cpu}: {e}")
+        return result
