@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from analyzer.needs import KERNEL_TYPES, LINUX
+from analyzer.needs import KERNEL_PAGE_TABLES, LINUX
 from analyzer.plugin import Option, Plugin
 from analyzer.results import Result, Text
 from analyzer.session import Session
@@ -14,7 +14,9 @@ class Log(Plugin):
     name = "log"
     help = "the kernel log buffer with timestamps (dmesg)"
     description = """\
-The whole kernel ring buffer as dmesg prints it, with timestamps.
+The whole kernel ring buffer as dmesg prints it, with timestamps.  With
+debug info it is read through drgn; without, through the offsets VMCOREINFO
+publishes for the ring buffer (Linux 5.10 and later): the same lines.
 
 examples:
   vmcrash run log vmcore --vmlinux vmlinux | tail -40
@@ -24,7 +26,7 @@ examples:
         Option("tail", "only the last N lines", type=int, metavar="N"),
         Option("grep", "only lines matching this regular expression", metavar="RE"),
     )
-    needs = (LINUX, KERNEL_TYPES)
+    needs = (LINUX, KERNEL_PAGE_TABLES)
 
     def run(self, session: Session, **options: Any) -> Result:
         import re
