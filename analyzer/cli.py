@@ -182,6 +182,37 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_PARTIAL if result.partial else EXIT_OK
 
 
+TRIAGE_HELP = """\
+What a support ticket needs from a dump, in one go: the panic (message, CPU,
+task, crashing stack), every vCPU's registers and stack, the task list, the
+end of the kernel log, and a crash signature that is the same for the same
+crash on any machine (KASLR and addresses do not change it).  Works without
+debug info too (symbols from kallsyms, stacks by scan); the output says
+which mode it used.
+
+examples:
+  vmcrash triage vmcore --vmlinux vmlinux
+  vmcrash triage vmcore --json | jq .signature
+  vmcrash triage vmcore --markdown > ticket-comment.md
+"""
+
+
+def cmd_triage(args: argparse.Namespace) -> int:
+    from .session import Session
+    from .triage import to_markdown, triage
+
+    with Session(args.dump, vmlinux=args.vmlinux, debuginfo=args.debuginfo) as session:
+        t = triage(session)
+    if args.output == "json":
+        _print_json(t)
+    elif args.output == "markdown":
+        sys.stdout.write(to_markdown(t))
+    else:
+        sys.stdout.write(to_markdown(t))
+    partial = t["errors"] or any(d["errors"] for d in t["domains"])
+    return EXIT_PARTIAL if partial else EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vmcrash",
@@ -199,6 +230,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dump", metavar="DUMP", help="the dump file (any supported format; detected by content)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("triage", help="the panic, stacks, tasks and log of a dump, for a ticket",
+                       description=TRIAGE_HELP, epilog=EXIT_CODES_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("dump", metavar="DUMP", help="the dump file")
+    p.add_argument("--vmlinux", metavar="FILE", help="the kernel's vmlinux with debug info")
+    p.add_argument("--debuginfo", metavar="DIR", action="append", default=[], help="a directory of debug files")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", dest="output", action="store_const", const="json", help="JSON (schema vmcrash.triage/1)")
+    fmt.add_argument("--markdown", dest="output", action="store_const", const="markdown", help="Markdown (the default)")
+    p.set_defaults(func=cmd_triage)
 
     p = sub.add_parser("plugins", help="list plugins, or which can run on a dump and why not",
                        description=PLUGINS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -14,7 +14,7 @@ from drgn.helpers.linux.cpumask import for_each_online_cpu
 from drgn.helpers.linux.pid import for_each_task
 from drgn.helpers.linux.sched import cpu_curr, task_cpu, task_state_to_char
 
-from ..errors import VmcrashError
+from ..errors import MemoryFault, VmcrashError
 from ..model import Domain
 from .program import KernelProgram, pt_regs
 
@@ -23,6 +23,8 @@ __all__ = ["LinuxGuest", "Task", "Frame", "PanicInfo", "NeedsTypes", "MAX_TASKS"
 #: Cycle and size guards for walks over kernel lists and stacks.
 MAX_TASKS = 1 << 20
 MAX_FRAMES = 256
+#: x86-64 THREAD_SIZE with KASAN off (16 KiB); stacks are aligned to it.
+KERNEL_STACK_SIZE = 16384
 
 
 class NeedsTypes(VmcrashError):
@@ -144,10 +146,10 @@ class LinuxGuest:
         kallsyms address and the given size."""
         try:
             if self.kp.has_types:
-                obj = self.prog[name]
-                if obj.type_.kind == drgn.TypeKind.STRUCT:  # atomic_t and friends
-                    obj = obj.counter
-                return int(obj.value_())
+                value = self.prog[name].value_()
+                if isinstance(value, dict):  # atomic_t and friends
+                    value = value.get("counter")
+                return int(value) if isinstance(value, int) else None
             return int.from_bytes(self.prog.read(self.prog.symbol(name).address, size), "little", signed=signed)
         except (KeyError, LookupError, drgn.FaultError):
             return None
@@ -240,6 +242,49 @@ class LinuxGuest:
         if cpu not in vcpus or not vcpus[cpu].registers:
             raise LookupError(f"the dump has no saved registers for CPU {cpu}")
         return self._frames(self.prog.stack_trace(pt_regs(self.prog, vcpus[cpu].registers)))
+
+    def scan_stack(self, registers: dict[str, int]) -> list[Frame]:
+        """A stack *scan*, for when nothing can unwind: the pc, then every word
+        on the kernel stack above rsp that points into kernel text.  Marked as
+        a scan by the caller; return addresses of old calls show up too."""
+        rip, rsp = registers.get("rip"), registers.get("rsp")
+        frames: list[Frame] = []
+        if rip is not None:
+            frames.append(self._symbolize(0, rip))
+        vm = self.domain.kernel_memory
+        if rsp is None or vm is None or rsp < (1 << 63):
+            return frames
+        top = (rsp | (KERNEL_STACK_SIZE - 1)) + 1
+        try:
+            words = vm.read(rsp, top - rsp)
+        except (MemoryFault, ValueError):
+            return frames
+        for off in range(0, len(words) - 7, 8):
+            value = int.from_bytes(words[off:off + 8], "little")
+            if value < (1 << 63):
+                continue
+            f = self._symbolize(len(frames), value, text_only=True)
+            if f.symbol is not None:
+                frames.append(f)
+            if len(frames) >= MAX_FRAMES:
+                break
+        return frames
+
+    def _symbolize(self, index: int, pc: int, text_only: bool = False) -> Frame:
+        try:
+            sym = self.prog.symbol(pc)
+        except LookupError:
+            return Frame(index, pc, None, None, None, None)
+        if text_only and sym.kind not in (drgn.SymbolKind.FUNC, drgn.SymbolKind.UNKNOWN):
+            return Frame(index, pc, None, None, None, None)
+        if text_only and pc == sym.address:
+            return Frame(index, pc, None, None, None, None)  # a function pointer, not a return address
+        module = None
+        try:
+            module = self.prog.module(pc).name
+        except LookupError:
+            pass
+        return Frame(index, pc, sym.name, pc - sym.address, module, None)
 
     def _frames(self, trace: drgn.StackTrace) -> list[Frame]:
         frames: list[Frame] = []
