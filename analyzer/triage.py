@@ -67,18 +67,6 @@ def signature(message: str | None, frames: list[Frame]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _stack_of_cpu(linux: LinuxGuest, domain: Domain, cpu: int) -> tuple[list[Frame], str]:
-    if linux.kp.has_types:
-        try:
-            return linux.stack_of_cpu(cpu), "unwind"
-        except (LookupError, ValueError, drgn.FaultError):
-            pass
-    regs = next((v.registers for v in domain.vcpus if v.id == cpu), None)
-    if not regs:
-        return [], "none"
-    return linux.scan_stack(regs), "scan"
-
-
 def _domain(session: "Session", domain: Domain, errors: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {"id": domain.id, "name": domain.name, "type": domain.type, "mode": None,
                            "kernel": None, "panic": None, "vcpus": [], "tasks": [], "log": [], "errors": []}
@@ -96,7 +84,7 @@ def _domain(session: "Session", domain: Domain, errors: list[str]) -> dict[str, 
                               "registers": {k: v.registers.get(k) for k in ("rip", "rsp", "cr3")},
                               "stack": [], "stack_method": "none"}
         if linux is not None:
-            frames, method = _stack_of_cpu(linux, domain, v.id)
+            frames, method = linux.best_stack_of_cpu(v.id)
             vc["stack"], vc["stack_method"] = [_frame(f) for f in frames], method
         out["vcpus"].append(vc)
     if linux is None:
@@ -118,7 +106,7 @@ def _domain(session: "Session", domain: Domain, errors: list[str]) -> dict[str, 
         panic: dict[str, Any] = {"cpu": p.cpu, "message": p.message, "pid": p.pid, "comm": p.comm,
                                  "stack": [], "stack_method": "none"}
         if p.cpu is not None:
-            frames, method = _stack_of_cpu(linux, domain, p.cpu)
+            frames, method = linux.best_stack_of_cpu(p.cpu)
             panic["stack"], panic["stack_method"] = [_frame(f) for f in frames], method
         out["panic"] = panic
     return out

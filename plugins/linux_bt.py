@@ -19,6 +19,11 @@ def frames_table(frames: list[Frame], title: str) -> Table:
     return t
 
 
+def _marked(method: str) -> str:
+    return {"scan": "  [stack SCAN: no unwinder without the vmlinux; old return addresses may appear]",
+            "none": "  [no registers saved for it]"}.get(method, "")
+
+
 class Bt(Plugin):
     name = "bt"
     help = "stack trace of a task (PID), a CPU (--cpu N), or every CPU's active task (--all)"
@@ -27,7 +32,8 @@ Unwind a stack.  With no argument: the task that panicked, from the dump's
 own saved registers for the panicking CPU.  PID: that task.  --cpu N: the
 task running on CPU N.  --all: every CPU's active task (crash's bt -a).
 Frames show pc, symbol+offset, module, and source file:line when debug
-info has it.
+info has it.  Without a vmlinux the stack is found by scanning it for
+kernel-text addresses, and the output says so.
 
 examples:
   vmcrash run bt vmcore --vmlinux vmlinux
@@ -50,10 +56,8 @@ examples:
             except LookupError as e:
                 raise PluginError(str(e)) from None
             t = linux._task(task)
-            try:
-                result.add(frames_table(linux.stack_of_task(task), f"PID {t.pid} ({t.comm}) on CPU {t.cpu}"))
-            except (LookupError, ValueError) as e:
-                result.warn(f"PID {t.pid}: {e}")
+            frames, method = linux.best_stack_of_task(task)
+            result.add(frames_table(frames, f"PID {t.pid} ({t.comm}) on CPU {t.cpu}" + _marked(method)))
             return result
         if options.get("all"):
             cpus = linux.online_cpus()
@@ -68,8 +72,8 @@ examples:
             try:
                 task = linux.active_task(cpu)
                 t = linux._task(task)
-                frames = linux.stack_of_cpu(cpu)
-                result.add(frames_table(frames, f"CPU {cpu}: PID {t.pid} ({t.comm})"))
+                frames, method = linux.best_stack_of_cpu(cpu)
+                result.add(frames_table(frames, f"CPU {cpu}: PID {t.pid} ({t.comm})" + _marked(method)))
             except (LookupError, ValueError) as e:
                 result.warn(f"CPU {cpu}: {e}")
         return result

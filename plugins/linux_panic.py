@@ -9,7 +9,7 @@ from analyzer.plugin import Plugin
 from analyzer.results import KeyValues, Kind, Result
 from analyzer.session import Session
 
-from .linux_bt import frames_table
+from .linux_bt import _marked, frames_table
 
 
 class Panic(Plugin):
@@ -37,9 +37,7 @@ examples:
         result.add(kv)
         if p.message is None:
             result.warn("no panic or oops message found in the log")
-        if p.cpu is not None and linux.kp.has_types:
-            try:
-                result.add(frames_table(linux.stack_of_cpu(p.cpu), f"stack of CPU {p.cpu}"))
-            except (LookupError, ValueError) as e:
-                result.warn(f"cannot unwind CPU {p.cpu}: {e}")
+        if p.cpu is not None:
+            frames, method = linux.best_stack_of_cpu(p.cpu)
+            result.add(frames_table(frames, f"stack of CPU {p.cpu}" + _marked(method)))
         return result

@@ -219,9 +219,44 @@ class LinuxGuest:
 
     # -- stacks -------------------------------------------------------------
 
+    def best_stack_of_cpu(self, cpu: int) -> tuple[list[Frame], str]:
+        """The stack of ``cpu``'s task and how it was found: "unwind" (drgn,
+        with debug info) or "scan" (kernel-text words on the stack)."""
+        if self.kp.can_unwind:
+            try:
+                return self.stack_of_cpu(cpu), "unwind"
+            except (LookupError, ValueError, drgn.FaultError):
+                pass
+        regs = next((v.registers for v in self.domain.vcpus if v.id == cpu), None)
+        if not regs:
+            return [], "none"
+        return self.scan_stack(regs), "scan"
+
+    def best_stack_of_task(self, task: drgn.Object) -> tuple[list[Frame], str]:
+        """Like :meth:`best_stack_of_cpu`, for any task (a sleeping task is
+        scanned from its saved stack pointer)."""
+        if self.kp.can_unwind:
+            try:
+                return self.stack_of_task(task), "unwind"
+            except (LookupError, ValueError, drgn.FaultError):
+                pass
+        cpu = int(task_cpu(task))
+        try:
+            if int(self.active_task(cpu).value_()) == int(task.value_()):
+                return self.best_stack_of_cpu(cpu)
+        except (LookupError, drgn.FaultError):
+            pass
+        try:
+            sp = int(task.thread.sp.value_())
+        except (AttributeError, LookupError, drgn.FaultError):
+            return [], "none"
+        return self.scan_stack({"rsp": sp}), "scan"
+
     def stack_of_task(self, task: drgn.Object) -> list[Frame]:
         """A task's stack: from its saved context if it was sleeping, from its
         CPU's saved registers if it was running when the dump was taken."""
+        if not self.kp.can_unwind:
+            raise LookupError("unwinding needs the vmlinux (ORC and DWARF); without it use a stack scan")
         if not self.kp.access.startswith("native"):
             cpu = int(task_cpu(task))
             try:
@@ -235,7 +270,8 @@ class LinuxGuest:
     def stack_of_cpu(self, cpu: int) -> list[Frame]:
         """The stack of the task running on ``cpu`` when the dump was taken,
         from the dump's own saved registers for that CPU."""
-        self._need_types("unwinding a CPU's stack")
+        if not self.kp.can_unwind:
+            raise LookupError("unwinding needs the vmlinux (ORC and DWARF); without it use a stack scan")
         if self.kp.access.startswith("native"):
             return self.stack_of_task(self.active_task(cpu))
         vcpus = {v.id: v for v in self.domain.vcpus}

@@ -50,13 +50,23 @@ class KernelProgram:
     prog: drgn.Program
     access: str                 # "native (drgn reads the file)" or "custom (memory served by vmcrash)"
     symbols: str                # "vmlinux: PATH" or "kallsyms (from the dump)"
-    has_types: bool
+    types: str                  # "DWARF", "BTF (from the dump)" or "none"
     notes: list[str] = field(default_factory=list)
 
     @property
+    def has_types(self) -> bool:
+        return self.types != "none"
+
+    @property
+    def can_unwind(self) -> bool:
+        """drgn unwinds with ORC/DWARF from the vmlinux; without it, stacks are scanned."""
+        return self.types == "DWARF"
+
+    @property
     def mode(self) -> str:
-        types = "DWARF types" if self.has_types else "no type information"
-        return f"{self.symbols}; {types}; memory: {self.access}"
+        types = {"DWARF": "DWARF types", "none": "no type information"}.get(self.types, f"{self.types} types")
+        stacks = "stacks unwound" if self.can_unwind else "stacks by scan"
+        return f"{self.symbols}; {types}; {stacks}; memory: {self.access}"
 
 
 def _platform() -> drgn.Platform:
@@ -122,7 +132,7 @@ def open_program(domain: Domain, *, native_path: str | None = None, vmlinux: str
         access = "custom (memory served by vmcrash)"
 
     path = _find_vmlinux(domain, vmlinux, debuginfo)
-    has_types = False
+    types = "none"
     symbols = ""
     if path is not None:
         modules = _module_files(debuginfo)
@@ -132,11 +142,11 @@ def open_program(domain: Domain, *, native_path: str | None = None, vmlinux: str
             notes.append(str(e).splitlines()[0])
         try:
             prog.type("struct task_struct")
-            has_types = True
+            types = "DWARF"
             symbols = f"vmlinux: {path}"
         except LookupError:
             notes.append(f"{path} has no usable debug info for this kernel (build ID mismatch?)")
-    if not has_types:
+    if types == "none":
         from drgn.helpers.linux.kallsyms import load_vmlinux_kallsyms
 
         try:
@@ -145,7 +155,28 @@ def open_program(domain: Domain, *, native_path: str | None = None, vmlinux: str
         except (LookupError, ValueError, drgn.FaultError) as e:
             symbols = "no symbols"
             notes.append(f"kallsyms could not be read from the dump: {e}")
-    return KernelProgram(prog, access, symbols, has_types, notes)
+        else:
+            types = _try_btf(prog, notes)
+    return KernelProgram(prog, access, symbols, types, notes)
+
+
+def _try_btf(prog: drgn.Program, notes: list[str]) -> str:
+    """Give drgn the kernel's own BTF (from its memory) as types."""
+    from .btf import BtfError, load_btf_from_memory
+
+    try:
+        btf = load_btf_from_memory(prog)
+    except BtfError as e:
+        notes.append(str(e))
+        return "none"
+    prog.register_type_finder("vmcrash-btf", btf.type_finder, enable_index=0)
+    prog.register_object_finder("vmcrash-btf", btf.object_finder, enable_index=0)
+    try:
+        prog.type("struct task_struct")
+    except LookupError:
+        notes.append("the kernel's BTF has no struct task_struct")
+        return "none"
+    return "BTF (from the dump)"
 
 
 def _module_files(debuginfo: Sequence[str]) -> list[str]:
