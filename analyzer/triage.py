@@ -14,7 +14,8 @@ Schema (docs/triage.md has the full text; keys are never removed):
                   "tasks": [{"pid": int, "ppid": int, "comm": str, "state": str, "cpu": int|null}],
                   "log": [str], "errors": [str]}],
      "signature": str, "errors": [str]}
-    FRAME = {"pc": int, "symbol": str|null, "offset": int|null, "module": str|null, "source": str|null}
+    FRAME = {"pc": int, "symbol": str|null, "offset": int|null, "module": str|null, "source": str|null,
+             "inline": bool, "symbol_name": str|null}
 
 ``signature`` hashes the panic message (with hex numbers masked) and the
 names of the top frames past the panic machinery: KASLR and addresses never
@@ -56,11 +57,31 @@ LOG_LINES = 200
 
 
 def _frame(f: Frame) -> dict[str, Any]:
-    return {"pc": f.pc, "symbol": f.symbol, "offset": f.offset, "module": f.module, "source": f.source}
+    return {"pc": f.pc, "symbol": f.symbol, "offset": f.offset, "module": f.module, "source": f.source,
+            "inline": f.inline, "symbol_name": f.symbol_name}
+
+
+_COMPILER_SUFFIX = re.compile(r"\.(cold|isra|constprop|part|lto_priv|llvm)(\.\d+)*$")
+
+
+def signature_frames(frames: list[Frame]) -> list[str]:
+    """The function names a signature is made of: real symbols (inlined calls
+    folded into their caller, compiler suffixes like .cold dropped), without
+    the panic machinery, consecutive repeats once -- so an unwound stack and
+    a scanned one of the same crash give the same names."""
+    names: list[str] = []
+    for f in frames:
+        if f.inline or not (f.symbol_name or f.symbol):
+            continue
+        name = _COMPILER_SUFFIX.sub("", f.symbol_name or f.symbol or "")
+        if name in PANIC_MACHINERY or (names and names[-1] == name):
+            continue
+        names.append(name)
+    return names[:TOP_FRAMES]
 
 
 def signature(message: str | None, frames: list[Frame]) -> str:
-    names = [f.symbol for f in frames if f.symbol and f.symbol not in PANIC_MACHINERY][:TOP_FRAMES]
+    names = signature_frames(frames)
     msg = re.sub(r"\b(0x)?[0-9a-f]{6,}\b", "X", (message or "").strip().lower())
     msg = re.sub(r"\b(cpu|pid):? *\d+", r"\1 N", msg)
     text = msg + "|" + "|".join(names)
@@ -120,7 +141,7 @@ def triage(session: "Session") -> dict[str, Any]:
     domains = [_domain(session, d, errors) for d in session.machine.domains]
     sig_src = next((d["panic"] for d in domains if d["panic"]), None)
     if sig_src is not None:
-        frames = [Frame(i, f["pc"], f["symbol"], f["offset"], f["module"], f["source"])
+        frames = [Frame(i, f["pc"], f["symbol"], f["offset"], f["module"], f["source"], f["inline"], f["symbol_name"])
                   for i, f in enumerate(sig_src["stack"])]
         sig = signature(sig_src["message"], frames)
     else:

@@ -49,6 +49,8 @@ class Frame:
     offset: int | None
     module: str | None
     source: str | None  # "file:line" when debug info has it
+    inline: bool = False       # an inlined call inside the next frame's function
+    symbol_name: str | None = None  # the ELF/kallsyms symbol holding pc (not an inline name)
 
     @property
     def where(self) -> str:
@@ -320,7 +322,7 @@ class LinuxGuest:
             module = self.prog.module(pc).name
         except LookupError:
             pass
-        return Frame(index, pc, sym.name, pc - sym.address, module, None)
+        return Frame(index, pc, sym.name, pc - sym.address, module, None, False, sym.name)
 
     def _frames(self, trace: drgn.StackTrace) -> list[Frame]:
         frames: list[Frame] = []
@@ -330,9 +332,11 @@ class LinuxGuest:
             pc = int(f.pc)
             name = f.function_name  # None when neither DWARF nor a symbol names it
             offset = None
+            sym_name = None
             try:
                 sym = f.symbol()
                 name = name or sym.name
+                sym_name = sym.name
                 offset = pc - sym.address
             except LookupError:
                 pass
@@ -347,7 +351,7 @@ class LinuxGuest:
                 source = f"{filename}:{line}"
             except LookupError:
                 pass
-            frames.append(Frame(i, pc, name, offset, module, source))
+            frames.append(Frame(i, pc, name, offset, module, source, bool(f.is_inline), sym_name))
         return frames
 
     # -- log and modules ----------------------------------------------------
