@@ -74,7 +74,11 @@ class Domain:
     @cached_property
     def kernel_memory(self) -> VirtualMemory | None:
         walker = self.page_tables()
-        return VirtualMemory(walker, self.read_phys) if walker else None
+        if walker is None:
+            return None
+        paging = self.kernel_paging
+        fallbacks = [paging.text_map] if paging and paging.text_map else []
+        return VirtualMemory(walker, self.read_phys, fallbacks=fallbacks)
 
 
 class Machine:

@@ -28,10 +28,7 @@ import hashlib
 import re
 from typing import TYPE_CHECKING, Any
 
-import drgn
-
-from .errors import MemoryFault, VmcrashError
-from .linux.kernel import Frame, LinuxGuest
+from .linux.kernel import READ_ERRORS, Frame, LinuxGuest
 from .model import Domain
 
 if TYPE_CHECKING:
@@ -98,37 +95,43 @@ def _domain(session: "Session", domain: Domain, errors: list[str]) -> dict[str, 
             linux = session.linux(domain)
             out["mode"] = linux.mode
             out["kernel"] = {"release": linux.release}
-        except (VmcrashError, LookupError, drgn.FaultError) as e:
+        except READ_ERRORS as e:
             derr.append(f"drgn could not be set up: {e}")
     for v in domain.vcpus:
         vc: dict[str, Any] = {"id": v.id, "running": v.running,
                               "registers": {k: v.registers.get(k) for k in ("rip", "rsp", "cr3")},
                               "stack": [], "stack_method": "none"}
         if linux is not None:
-            frames, method = linux.best_stack_of_cpu(v.id)
-            vc["stack"], vc["stack_method"] = [_frame(f) for f in frames], method
+            try:
+                frames, method = linux.best_stack_of_cpu(v.id)
+                vc["stack"], vc["stack_method"] = [_frame(f) for f in frames], method
+            except READ_ERRORS as e:
+                derr.append(f"vCPU {v.id} stack: {e}")
         out["vcpus"].append(vc)
     if linux is None:
         return out
     try:
         out["log"] = linux.log_lines()[-LOG_LINES:]
-    except (VmcrashError, LookupError, MemoryFault, drgn.FaultError) as e:
+    except READ_ERRORS as e:
         derr.append(f"log: {e}")
     if linux.kp.has_types:
         try:
             out["tasks"] = [{"pid": t.pid, "ppid": t.ppid, "comm": t.comm, "state": t.state, "cpu": t.cpu}
                             for t in linux.tasks()]
-        except (LookupError, drgn.FaultError) as e:
+        except READ_ERRORS as e:
             derr.append(f"tasks: {e}")
     else:
-        derr.append("tasks: no kernel types (give --vmlinux)")
+        derr.append("tasks: no kernel types (give --vmlinux, or a kernel built with BTF)")
     p = linux.panic()
     if p.message is not None or p.cpu is not None:
         panic: dict[str, Any] = {"cpu": p.cpu, "message": p.message, "pid": p.pid, "comm": p.comm,
                                  "stack": [], "stack_method": "none"}
         if p.cpu is not None:
-            frames, method = linux.best_stack_of_cpu(p.cpu)
-            panic["stack"], panic["stack_method"] = [_frame(f) for f in frames], method
+            try:
+                frames, method = linux.best_stack_of_cpu(p.cpu)
+                panic["stack"], panic["stack_method"] = [_frame(f) for f in frames], method
+            except READ_ERRORS as e:
+                derr.append(f"panic stack: {e}")
         out["panic"] = panic
     return out
 

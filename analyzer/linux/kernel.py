@@ -18,13 +18,18 @@ from ..errors import MemoryFault, VmcrashError
 from ..model import Domain
 from .program import KernelProgram, pt_regs
 
-__all__ = ["LinuxGuest", "Task", "Frame", "PanicInfo", "NeedsTypes", "MAX_TASKS", "MAX_FRAMES"]
+__all__ = ["LinuxGuest", "Task", "Frame", "PanicInfo", "NeedsTypes", "MAX_TASKS", "MAX_FRAMES", "READ_ERRORS"]
 
 #: Cycle and size guards for walks over kernel lists and stacks.
 MAX_TASKS = 1 << 20
 MAX_FRAMES = 256
 #: x86-64 THREAD_SIZE with KASAN off (16 KiB); stacks are aligned to it.
 KERNEL_STACK_SIZE = 16384
+
+
+#: What reading a damaged or partial guest can raise; callers that must
+#: report partial results catch exactly these.
+READ_ERRORS = (VmcrashError, LookupError, drgn.FaultError, ValueError)
 
 
 class NeedsTypes(VmcrashError):
@@ -205,7 +210,7 @@ class LinuxGuest:
             raw = _panic_message(self.dmesg())
             if raw is not None:
                 message = _s(raw)
-        except (LookupError, drgn.FaultError, NeedsTypes):
+        except READ_ERRORS:
             pass
         cpu = self.panic_cpu()
         pid = comm = None
@@ -213,7 +218,7 @@ class LinuxGuest:
             try:
                 t = self.active_task(cpu)
                 pid, comm = int(t.pid.value_()), _s(t.comm.string_())
-            except (LookupError, drgn.FaultError):
+            except READ_ERRORS:
                 pass
         if message:
             message = re.sub(r"^Kernel panic - not syncing: ", "", message)

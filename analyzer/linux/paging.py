@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..notes import CpuState
+from ..translate import LinearMap
 from ..paging import ADDR_MASK, X86_64_4LEVEL, X86_64_5LEVEL, PageTableFormat
 from ..vmcoreinfo import VmcoreInfo
 
@@ -28,6 +29,9 @@ class KernelPaging:
     root: int               # physical address of the top-level table
     fmt: PageTableFormat
     how: str                # where the root came from, for the user
+    #: The kernel-text mapping, when VMCOREINFO gives phys_base: a fallback
+    #: for reading kernel data when the page tables themselves are lost.
+    text_map: LinearMap | None = None
 
 
 def find_kernel_paging(vmcoreinfo: VmcoreInfo | None, cpus: list[CpuState]) -> KernelPaging | None:
@@ -36,10 +40,13 @@ def find_kernel_paging(vmcoreinfo: VmcoreInfo | None, cpus: list[CpuState]) -> K
         if top is not None and top >= START_KERNEL_MAP:
             phys_base = vmcoreinfo.phys_base or 0
             l5 = vmcoreinfo.number("pgtable_l5_enabled")
+            image = vmcoreinfo.number("KERNEL_IMAGE_SIZE") or (1 << 30)
             return KernelPaging(
                 root=(top - START_KERNEL_MAP + phys_base) & ADDR_MASK,
                 fmt=X86_64_5LEVEL if l5 else X86_64_4LEVEL,
                 how="VMCOREINFO: SYMBOL(init_top_pgt), NUMBER(phys_base)",
+                text_map=LinearMap("kernel text", START_KERNEL_MAP, START_KERNEL_MAP + image,
+                                   phys_base - START_KERNEL_MAP),
             )
     for cpu in cpus:
         cr3 = cpu.registers.get("cr3")

@@ -1,0 +1,68 @@
+"""Access to the real sample dumps in sample-dumps/.
+
+Samples are stored compressed (``.xz``) in git; :func:`path` unpacks one
+into a cache on first use (``$VMCRASH_SAMPLE_CACHE``, default
+``~/.cache/vmcrash/samples``) and returns where it is.  Each sample folder
+has a ``facts.json`` (see sample-dumps/README.md) that says which files it
+holds and what crash and drgn report about them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import lzma
+import os
+import shutil
+import tempfile
+from functools import lru_cache
+from typing import Any
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAMPLES = os.path.join(ROOT, "sample-dumps")
+CACHE = os.environ.get("VMCRASH_SAMPLE_CACHE", os.path.expanduser("~/.cache/vmcrash/samples"))
+
+
+def sample_names() -> list[str]:
+    if not os.path.isdir(SAMPLES):
+        return []
+    return sorted(d for d in os.listdir(SAMPLES)
+                  if os.path.isfile(os.path.join(SAMPLES, d, "facts.json")))
+
+
+@lru_cache(maxsize=None)
+def facts(sample: str) -> dict[str, Any]:
+    with open(os.path.join(SAMPLES, sample, "facts.json")) as f:
+        return json.load(f)  # type: ignore[no-any-return]
+
+
+def dump_files(sample: str) -> list[str]:
+    """The dump files of a sample (names as stored, e.g. ``vmcore.elf.xz``)."""
+    return sorted(facts(sample).get("files", {}))
+
+
+def all_dumps() -> list[tuple[str, str]]:
+    return [(s, f) for s in sample_names() for f in dump_files(s)
+            if os.path.exists(os.path.join(SAMPLES, s, f))]
+
+
+def path(sample: str, name: str) -> str:
+    """A readable path to ``sample/name``, unpacking ``.xz`` into the cache."""
+    src = os.path.join(SAMPLES, sample, name)
+    if not name.endswith(".xz"):
+        return src
+    st = os.stat(src)
+    key = hashlib.sha256(f"{src}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    dst = os.path.join(CACHE, sample, key, name[:-3])
+    if not os.path.exists(dst):
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(dst))
+        with os.fdopen(fd, "wb") as out, lzma.open(src) as inp:
+            shutil.copyfileobj(inp, out, 1 << 20)
+        os.replace(tmp, dst)
+    return dst
+
+
+def stored_name(name: str) -> str:
+    """The file's name without a storage suffix (``vmcore.elf.xz`` -> ``vmcore.elf``)."""
+    return name[:-3] if name.endswith(".xz") else name
