@@ -213,6 +213,81 @@ def cmd_triage(args: argparse.Namespace) -> int:
     return EXIT_PARTIAL if partial else EXIT_OK
 
 
+EXTRACT_HELP = """\
+Write a dump's memory (or one domain's, with --domain) as an ELF vmcore that
+crash and drgn open: one PT_LOAD per run of present pages, NT_PRSTATUS per
+vCPU, and the guest's VMCOREINFO.  Works for every format vmcrash reads.
+Never overwrites an existing file unless --force is given.
+
+examples:
+  vmcrash extract dump.kdump -o guest.elf
+  vmcrash extract xen-host.core --domain 1 -o dom1.elf && crash vmlinux dom1.elf
+"""
+
+SHELL_HELP = """\
+A Python prompt with the dump opened: `session` (vmcrash's analyzer.Session),
+`dump` (its memory), `machine`, `domain`, `run("ps")` for any plugin, and for a
+Linux guest `prog`, a drgn Program, with drgn's Linux helpers imported -- so
+drgn helpers work even on dumps drgn cannot open itself.
+
+examples:
+  vmcrash shell vmcore --vmlinux vmlinux
+  vmcrash shell vmcore -c 'print(len(list(for_each_task(prog))))'
+"""
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    from .extract import write_elf_vmcore
+    from .progress import progress_bar
+    from .session import Session
+
+    if os.path.exists(args.output) and not args.force:
+        print(f"vmcrash: {args.output} exists; give --force to overwrite it", file=sys.stderr)
+        return EXIT_USAGE
+    with Session(args.dump, domain=args.domain) as session:
+        dom = session.domain
+        state = session.dump.page_state if len(session.machine.domains) == 1 else None
+        if state is None:
+            print("vmcrash: extract of one domain of a multi-domain dump is not available yet", file=sys.stderr)
+            return EXIT_USAGE
+        with progress_bar(f"writing {args.output}") as update:
+            counts = write_elf_vmcore(dom, state, args.output, page_size=session.dump.page_size,
+                                      force=args.force, progress=update)
+    print(f"wrote {args.output}: {counts['pages']} pages in {counts['segments']} segments, "
+          f"{counts['vcpus']} vCPUs")
+    return EXIT_OK
+
+
+def cmd_shell(args: argparse.Namespace) -> int:
+    import code
+
+    from .session import Session
+
+    session = Session(args.dump, vmlinux=args.vmlinux, debuginfo=args.debuginfo, domain=args.domain)
+    ns: dict[str, Any] = {"session": session, "dump": session.dump, "machine": session.machine,
+                          "domain": session.domain, "run": session.run}
+    banner = f"vmcrash {__version__}: {session.path} ({session.dump.format_description})"
+    if session.domain.is_linux:
+        try:
+            linux = session.linux()
+            ns["prog"] = linux.prog
+            ns["linux"] = linux
+            import drgn.helpers.linux as helpers
+
+            ns.update({k: getattr(helpers, k) for k in helpers.__all__})
+            banner += f"\nprog: drgn Program ({linux.mode})"
+        except Exception as e:  # noqa: BLE001 - the shell still opens without drgn
+            banner += f"\nno drgn Program: {e}"
+    try:
+        if args.command:
+            exec(compile(args.command, "<vmcrash shell -c>", "exec"), ns)  # noqa: S102 - the user's own code
+        else:
+            code.interact(banner=banner + "\nnames: session dump machine domain run prog linux", local=ns)
+    finally:
+        session.close()
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vmcrash",
@@ -241,6 +316,24 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--json", dest="output", action="store_const", const="json", help="JSON (schema vmcrash.triage/1)")
     fmt.add_argument("--markdown", dest="output", action="store_const", const="markdown", help="Markdown (the default)")
     p.set_defaults(func=cmd_triage)
+
+    p = sub.add_parser("extract", help="write a dump's (or a domain's) memory as an ELF vmcore",
+                       description=EXTRACT_HELP, epilog=EXIT_CODES_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("dump", metavar="DUMP", help="the dump file")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="the ELF vmcore to write")
+    p.add_argument("--domain", type=int, metavar="N", help="the domain to extract (multi-domain dumps)")
+    p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    p.set_defaults(func=cmd_extract)
+
+    p = sub.add_parser("shell", help="a Python prompt with the dump (and a drgn Program) bound",
+                       description=SHELL_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("dump", metavar="DUMP", help="the dump file")
+    p.add_argument("--vmlinux", metavar="FILE", help="the kernel's vmlinux with debug info")
+    p.add_argument("--debuginfo", metavar="DIR", action="append", default=[], help="a directory of debug files")
+    p.add_argument("--domain", type=int, metavar="N", help="the domain to bind")
+    p.add_argument("-c", dest="command", metavar="CODE", help="run CODE instead of a prompt")
+    p.set_defaults(func=cmd_shell)
 
     p = sub.add_parser("plugins", help="list plugins, or which can run on a dump and why not",
                        description=PLUGINS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -16,17 +16,15 @@ PAGE = 4096
 
 
 def note(name: str, ntype: int, desc: bytes) -> bytes:
-    n = name.encode() + b"\0"
-    pad = lambda b: b + b"\0" * (-len(b) % 4)  # noqa: E731
-    return struct.pack("<III", len(n), len(desc), ntype) + pad(n) + pad(desc)
+    from analyzer.extract import elf_note
+
+    return elf_note(name.encode(), ntype, desc)
 
 
 def prstatus(pid: int, regs: dict[str, int]) -> bytes:
-    from analyzer.notes import X86_64_PRSTATUS_REGS
+    from analyzer.extract import prstatus_desc
 
-    head = struct.pack("<iiiH2xQQiiii", 0, 0, 0, 0, 0, 0, pid, 0, 0, 0) + bytes(64)
-    body = b"".join(struct.pack("<Q", regs.get(r, 0)) for r in X86_64_PRSTATUS_REGS)
-    return head + body + struct.pack("<i4x", 0)
+    return prstatus_desc(pid, regs)
 
 
 def vmcoreinfo_note(text: str) -> bytes:
