@@ -21,7 +21,7 @@ fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[test]'
+.venv/bin/python -m pip install --quiet -e '.[test,cluster]'
 # A third-party plugin package: the tests prove entry-point discovery with it.
 .venv/bin/python -m pip install --quiet -e tests/thirdparty
 echo "vmcrash installed in .venv: run the tests with .venv/bin/pytest"

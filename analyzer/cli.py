@@ -194,13 +194,40 @@ examples:
   vmcrash triage vmcore --vmlinux vmlinux
   vmcrash triage vmcore --json | jq .signature
   vmcrash triage vmcore --markdown > ticket-comment.md
+  vmcrash triage --batch /srv/dumps --jobs 4 > triage.jsonl
 """
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from .batch import find_dumps, group_by_signature, run_batch
+    from .progress import progress_bar
+
+    if not os.path.isdir(args.dump):
+        print(f"vmcrash: --batch needs a folder; {args.dump} is not one", file=sys.stderr)
+        return EXIT_USAGE
+    paths = find_dumps(args.dump)
+    lines = []
+    with progress_bar(f"triage of {len(paths)} files") as update:
+        for line in run_batch(paths, jobs=args.jobs, scheduler=args.scheduler, vmlinux=args.vmlinux,
+                              debuginfo=args.debuginfo, progress=update):
+            lines.append(line)
+            sys.stdout.write(json.dumps(line) + "\n")
+            sys.stdout.flush()
+    groups = group_by_signature(lines)
+    sys.stdout.write(json.dumps(groups) + "\n")
+    for g in groups["groups"]:
+        print(f"{g['count']:5d}  {g['signature']}  {g['panic'] or '(no panic)'}", file=sys.stderr)
+    if groups["unreadable"]:
+        print(f"{len(groups['unreadable']):5d}  unreadable", file=sys.stderr)
+    return EXIT_PARTIAL if groups["unreadable"] else EXIT_OK
 
 
 def cmd_triage(args: argparse.Namespace) -> int:
     from .session import Session
     from .triage import to_markdown, triage
 
+    if args.batch:
+        return cmd_batch(args)
     with Session(args.dump, vmlinux=args.vmlinux, debuginfo=args.debuginfo) as session:
         t = triage(session)
     if args.output == "json":
@@ -309,9 +336,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("triage", help="the panic, stacks, tasks and log of a dump, for a ticket",
                        description=TRIAGE_HELP, epilog=EXIT_CODES_HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("dump", metavar="DUMP", help="the dump file")
+    p.add_argument("dump", metavar="DUMP", help="the dump file (a folder with --batch)")
     p.add_argument("--vmlinux", metavar="FILE", help="the kernel's vmlinux with debug info")
     p.add_argument("--debuginfo", metavar="DIR", action="append", default=[], help="a directory of debug files")
+    b = p.add_argument_group("batch")
+    b.add_argument("--batch", action="store_true",
+                   help="DUMP is a folder: triage every file in it, one JSON line each, then the groups")
+    b.add_argument("--jobs", type=int, default=0, metavar="N", help="parallel workers (default: one per CPU)")
+    b.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run on a Dask cluster (tcp://host:8786, or 'local'); needs vmcrash[cluster]")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", dest="output", action="store_const", const="json", help="JSON (schema vmcrash.triage/1)")
     fmt.add_argument("--markdown", dest="output", action="store_const", const="markdown", help="Markdown (the default)")

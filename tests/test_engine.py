@@ -46,6 +46,7 @@ def build_kernel_like_dump(path: str) -> None:
     ram[0x200000:0x200010] = b"vmalloc'd page!!"
     init_top_pgt = pgd - PHYS_BASE + START_KERNEL_MAP  # virtual, in the text mapping
     vmci = (f"OSRELEASE=6.1.0-synthetic\nPAGESIZE=4096\nSYMBOL(init_top_pgt)={init_top_pgt:x}\n"
+            f"SYMBOL(swapper_pg_dir)={init_top_pgt:x}\n"
             f"NUMBER(phys_base)={PHYS_BASE}\nNUMBER(pgtable_l5_enabled)=0\nKERNELOFFSET=0\n")
     notes = note("CORE", 1, prstatus(1, {"rip": KTEXT})) + vmcoreinfo_note(vmci)
     # RAM from 0; pages from 0x3000000 are excluded (memsz > filesz).

@@ -29,7 +29,7 @@ KERNEL_STACK_SIZE = 16384
 
 #: What reading a damaged or partial guest can raise; callers that must
 #: report partial results catch exactly these.
-READ_ERRORS = (VmcrashError, LookupError, drgn.FaultError, ValueError)
+READ_ERRORS = (VmcrashError, LookupError, drgn.FaultError, drgn.MissingDebugInfoError, ValueError)
 
 
 class NeedsTypes(VmcrashError):

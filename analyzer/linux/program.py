@@ -87,7 +87,10 @@ def _custom_program(domain: Domain) -> drgn.Program:
     if domain.vmcoreinfo is None:
         raise NoProgram("the guest has no VMCOREINFO: drgn cannot be pointed at its kernel")
     prog = drgn.Program(_platform())
-    prog.set_linux_kernel_custom(domain.vmcoreinfo.text.encode(), False)
+    try:
+        prog.set_linux_kernel_custom(domain.vmcoreinfo.text.encode(), False)
+    except Exception as e:  # noqa: BLE001 - drgn's BadDataError and friends are plain Exceptions
+        raise NoProgram(f"drgn rejects this guest's VMCOREINFO: {e}") from None
     read = _reader(domain.read_phys)
     for r in domain.memory_ranges():
         prog.add_memory_segment(r.start, r.size, read, physical=True)
@@ -152,7 +155,7 @@ def open_program(domain: Domain, *, native_path: str | None = None, vmlinux: str
         try:
             prog.register_symbol_finder("vmcrash-kallsyms", load_vmlinux_kallsyms(prog), enable_index=0)
             symbols = "kallsyms (from the dump, no debug info)"
-        except (LookupError, ValueError, drgn.FaultError) as e:
+        except (LookupError, ValueError, drgn.FaultError, drgn.MissingDebugInfoError) as e:
             symbols = "no symbols"
             notes.append(f"kallsyms could not be read from the dump: {e}")
         else:
