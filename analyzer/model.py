@@ -14,7 +14,7 @@ from functools import cached_property
 from .dump import Dump, PhysRange
 from .linux.paging import KernelPaging, find_kernel_paging
 from .notes import CpuState
-from .paging import X86_64_4LEVEL, PageTableWalker
+from .paging import X86_64_4LEVEL, PageTableWalker, TableReader
 from .spaces import Space
 from .translate import VirtualMemory
 from .vmcoreinfo import VmcoreInfo
@@ -67,8 +67,7 @@ class Domain:
             return None
         fmt = paging.fmt if paging else X86_64_4LEVEL
         start = root if root is not None else paging.root  # type: ignore[union-attr]
-        return PageTableWalker(fmt, start,
-                               lambda a: int.from_bytes(self.read_phys(a, 8), "little"),
+        return PageTableWalker(fmt, start, TableReader(self.read_phys),
                                input_space=Space.KVADDR, table_space=Space.KPHYSADDR)
 
     @cached_property

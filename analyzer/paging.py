@@ -21,7 +21,7 @@ from .spaces import Address, Space
 
 __all__ = [
     "PageTableFormat", "X86_64_4LEVEL", "X86_64_5LEVEL", "EPT_4LEVEL",
-    "WalkStep", "Walk", "PageTableWalker", "PageNotPresent",
+    "WalkStep", "Walk", "PageTableWalker", "PageNotPresent", "TableReader",
 ]
 
 ADDR_MASK = 0x000F_FFFF_FFFF_F000
@@ -32,6 +32,27 @@ _X86_FLAGS = ((0, "P"), (1, "RW"), (2, "US"), (3, "PWT"), (4, "PCD"), (5, "A"),
               (6, "D"), (7, "PS"), (8, "G"), (63, "NX"))
 _EPT_FLAGS = ((0, "R"), (1, "W"), (2, "X"), (6, "IPAT"), (7, "PS"), (8, "A"), (9, "D"),
               (10, "XU"), (63, "SVE"))
+
+
+class TableReader:
+    """Reads page-table entries a whole table page at a time, remembering
+    the most recent table pages (walks share their upper levels)."""
+
+    def __init__(self, read: Callable[[int, int], bytes], pages: int = 1024) -> None:
+        self._read = read
+        self._pages: dict[int, bytes] = {}
+        self._limit = pages
+
+    def __call__(self, addr: int) -> int:
+        base = addr & ~0xFFF
+        page = self._pages.get(base)
+        if page is None:
+            page = self._read(base, 4096)
+            if len(self._pages) >= self._limit:
+                self._pages.pop(next(iter(self._pages)))
+            self._pages[base] = page
+        off = addr - base
+        return int.from_bytes(page[off:off + 8], "little")
 
 
 class PageNotPresent(MemoryFault):
@@ -171,7 +192,27 @@ class PageTableWalker:
         return w  # not reached: level 1 always returns
 
     def translate(self, vaddr: int) -> tuple[int, int]:
-        """(address, page size) or :class:`PageNotPresent` naming ``vaddr``."""
+        """(address, page size) or :class:`PageNotPresent` naming ``vaddr``.
+
+        The hot path: the same walk as :meth:`walk` without recording steps;
+        on any failure it re-walks with :meth:`walk` to say exactly why."""
+        fmt = self.fmt
+        if fmt.is_canonical(vaddr):
+            table = self.root
+            present = fmt.present_mask
+            try:
+                for level in range(fmt.levels, 0, -1):
+                    entry = self.read_entry(table + 8 * ((vaddr >> (3 + 9 * level)) & 0x1FF))
+                    if not entry & present:
+                        break
+                    if level == 1:
+                        return (entry & ADDR_MASK) | (vaddr & 0xFFF), 1 << 12
+                    if level <= 3 and entry >> fmt.large_bit & 1:
+                        size = PAGE_SIZES[level]
+                        return (entry & ADDR_MASK & ~(size - 1)) | (vaddr & (size - 1)), size
+                    table = self.frame_to_table(entry & ADDR_MASK)
+            except MemoryFault:
+                pass
         w = self.walk(vaddr)
         if w.result is None:
             raise PageNotPresent(vaddr, str(self.input_space), w.fault or "")

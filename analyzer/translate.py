@@ -69,11 +69,10 @@ class VirtualMemory:
         base = self._tlb.get(vpage)
         if base is None:
             self.walks += 1
-            w = self.walker.walk(vpage << _PAGE_SHIFT)
-            if w.result is not None:
-                base = w.result.addr
-            else:
-                base = self._fallback(vpage << _PAGE_SHIFT, w.fault or "")
+            try:
+                base, _size = self.walker.translate(vpage << _PAGE_SHIFT)
+            except PageNotPresent as e:
+                base = self._fallback(vpage << _PAGE_SHIFT, e.detail)
             self._tlb[vpage] = base
             if len(self._tlb) > TLB_ENTRIES:
                 self._tlb.popitem(last=False)
