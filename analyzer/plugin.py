@@ -28,7 +28,7 @@ from .results import Result
 if TYPE_CHECKING:
     from .session import Session
 
-__all__ = ["Plugin", "Option", "Need", "PluginError", "CannotRun", "discover", "parse_int"]
+__all__ = ["Plugin", "Option", "Need", "PluginError", "CannotRun", "discover", "parse_int", "resolve_address"]
 
 
 class PluginError(Exception):
@@ -60,6 +60,29 @@ def parse_int(text: str) -> int:
             return int(t, 16)
     except ValueError:
         raise ValueError(f"not a number: {text!r}") from None
+
+
+def resolve_address(session: "Session", text: str | int) -> int:
+    """An address as the user gave it: a number, or a kernel symbol with an
+    optional offset (``schedule``, ``init_task+0x10``), looked up in the
+    selected domain's kernel (vmlinux or kallsyms)."""
+    if isinstance(text, int):
+        return text
+    try:
+        return parse_int(text)
+    except ValueError:
+        pass
+    name, _, off = text.partition("+")
+    try:
+        offset = parse_int(off) if off else 0
+    except ValueError:
+        raise PluginError(f"bad offset in {text!r}") from None
+    if not session.domain.is_linux:
+        raise PluginError(f"{text!r} is not a number, and there is no kernel to look symbols up in")
+    try:
+        return int(session.linux().prog.symbol(name.strip()).address) + offset
+    except LookupError:
+        raise PluginError(f"no symbol {name!r} in this kernel") from None
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from typing import Any
 
 from analyzer.errors import MemoryFault
 from analyzer.needs import KERNEL_PAGE_TABLES
-from analyzer.plugin import CannotRun, Option, Plugin, PluginError, parse_int
+from analyzer.plugin import CannotRun, Option, Plugin, PluginError, parse_int, resolve_address
 from analyzer.results import Column, KeyValues, Kind, Result, Table
 from analyzer.session import Session
 
@@ -27,7 +27,7 @@ examples:
   vmcrash run rd vmcore 0x1000 --physical --json
 """
     options = (
-        Option("address", "where to start (hex with 0x, or decimal)", type=parse_int,
+        Option("address", "where to start: a number (0x for hex) or a kernel symbol[+offset]",
                positional=True, required=True, metavar="ADDR"),
         Option("length", "how many bytes (default 64)", type=parse_int, default=64,
                positional=True, metavar="LEN"),
@@ -42,7 +42,7 @@ examples:
         return f"needs {KERNEL_PAGE_TABLES.name}: {reason} (or use --physical)" if reason else None
 
     def run(self, session: Session, **options: Any) -> Result:
-        address: int = options["address"]
+        address = resolve_address(session, options["address"])
         length: int = options["length"]
         if not 0 < length <= MAX_RD:
             raise PluginError(f"length must be between 1 and {MAX_RD}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from analyzer.needs import KERNEL_PAGE_TABLES
-from analyzer.plugin import CannotRun, Option, Plugin, parse_int
+from analyzer.plugin import CannotRun, Option, Plugin, parse_int, resolve_address
 from analyzer.results import Column, KeyValues, Kind, Result, Table
 from analyzer.session import Session
 
@@ -24,7 +24,7 @@ examples:
   vmcrash run vtop vmcore 0x7f0000001000 --cr3 0x3a2c000
 """
     options = (
-        Option("address", "the virtual address (hex with 0x, or decimal)", type=parse_int,
+        Option("address", "the virtual address: a number (0x for hex) or a symbol[+offset]",
                positional=True, required=True, metavar="ADDR"),
         Option("cr3", "walk the tables at this physical address instead of the kernel's",
                type=parse_int, metavar="X"),
@@ -39,7 +39,7 @@ examples:
 
     def run(self, session: Session, **options: Any) -> Result:
         domain = session.domain
-        address: int = options["address"]
+        address = resolve_address(session, options["address"])
         cr3: int | None = options.get("cr3")
         walker = domain.page_tables(cr3)
         if walker is None:
