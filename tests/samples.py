@@ -66,3 +66,22 @@ def path(sample: str, name: str) -> str:
 def stored_name(name: str) -> str:
     """The file's name without a storage suffix (``vmcore.elf.xz`` -> ``vmcore.elf``)."""
     return name[:-3] if name.endswith(".xz") else name
+
+
+def vmlinux() -> str | None:
+    """The sample kernel's vmlinux (with DWARF), unpacked into the cache."""
+    for name in ("vmlinux.xz", "vmlinux"):
+        if os.path.exists(os.path.join(SAMPLES, "kernel", name)):
+            return path("kernel", name)
+    return None
+
+
+def module_dir() -> str | None:
+    d = os.path.join(SAMPLES, "kernel")
+    return d if any(f.endswith(".ko") for f in os.listdir(d)) else None if os.path.isdir(d) else None
+
+
+def primary_dump(sample: str) -> str | None:
+    """The sample's first ELF or kdump file, for the slower Linux-level tests."""
+    files = [f for s, f in all_dumps() if s == sample]
+    return files[0] if files else None
