@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from functools import cached_property
 
 import drgn
@@ -17,6 +18,11 @@ from drgn.helpers.linux.sched import cpu_curr, task_cpu, task_state_to_char
 from ..errors import MemoryFault, VmcrashError
 from ..model import Domain
 from .program import KernelProgram, pt_regs
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .orc import OrcTable, OrcUnwinder
 
 __all__ = ["LinuxGuest", "Task", "Frame", "PanicInfo", "NeedsTypes", "MAX_TASKS", "MAX_FRAMES", "READ_ERRORS"]
 
@@ -228,7 +234,8 @@ class LinuxGuest:
 
     def best_stack_of_cpu(self, cpu: int) -> tuple[list[Frame], str]:
         """The stack of ``cpu``'s task and how it was found: "unwind" (drgn,
-        with debug info) or "scan" (kernel-text words on the stack)."""
+        with debug info), "orc" (the ORC tables in the dump's memory), or
+        "scan" (kernel-text words on the stack)."""
         if self.kp.can_unwind:
             try:
                 return self.stack_of_cpu(cpu), "unwind"
@@ -237,7 +244,67 @@ class LinuxGuest:
         regs = next((v.registers for v in self.domain.vcpus if v.id == cpu), None)
         if not regs:
             return [], "none"
+        return self.stack_from_registers(regs)
+
+    def stack_from_registers(self, regs: dict[str, int]) -> tuple[list[Frame], str]:
+        """Without debug info: ORC from the dump's memory, else a scan."""
+        frames = self.orc_stack(regs)
+        if len(frames) > 1:
+            return frames, "orc"
         return self.scan_stack(regs), "scan"
+
+    @cached_property
+    def _orc(self) -> "OrcUnwinder | None":
+        from .orc import OrcTable, OrcUnwinder
+
+        vm = self.domain.kernel_memory
+        if vm is None:
+            return None
+        try:
+            start_ip = self.prog.symbol("__start_orc_unwind_ip").address
+            stop_ip = self.prog.symbol("__stop_orc_unwind_ip").address
+            start_orc = self.prog.symbol("__start_orc_unwind").address
+            vmlinux_table = OrcTable.load(vm.read, start_ip, (stop_ip - start_ip) // 4, start_orc)
+        except READ_ERRORS:
+            return None
+        modules: list[OrcTable] = []
+        if self.kp.has_types:
+            modules = self._module_orc_tables(vm.read)
+
+        def table_for(ip: int) -> OrcTable | None:
+            if vmlinux_table.first_ip <= ip <= vmlinux_table.last_ip + 4096:
+                return vmlinux_table
+            for t in modules:
+                if t.first_ip <= ip <= t.last_ip + 4096:
+                    return t
+            return None
+
+        return OrcUnwinder(vm.read, table_for)
+
+    def _module_orc_tables(self, read: "Callable[[int, int], bytes]") -> "list[OrcTable]":
+        from drgn.helpers.linux.module import for_each_module
+
+        from .orc import OrcTable
+
+        tables = []
+        try:
+            for i, mod in enumerate(for_each_module(self.prog)):
+                if i >= 4096:
+                    break
+                arch = mod.arch
+                n = int(arch.num_orcs.value_())
+                if n:
+                    tables.append(OrcTable.load(read, int(arch.orc_unwind_ip.value_()), n,
+                                                int(arch.orc_unwind.value_())))
+        except (*READ_ERRORS, AttributeError):
+            pass
+        return tables
+
+    def orc_stack(self, regs: dict[str, int]) -> list[Frame]:
+        unwinder = self._orc
+        if unwinder is None:
+            return []
+        return [self._symbolize(i, f.pc) for i, f in enumerate(unwinder.unwind(regs))]
 
     def best_stack_of_task(self, task: drgn.Object) -> tuple[list[Frame], str]:
         """Like :meth:`best_stack_of_cpu`, for any task (a sleeping task is
@@ -257,6 +324,17 @@ class LinuxGuest:
             sp = int(task.thread.sp.value_())
         except (AttributeError, LookupError, drgn.FaultError):
             return [], "none"
+        # A sleeping task's saved sp points at its inactive_task_frame (the
+        # registers __switch_to_asm pushed, then the return address).
+        try:
+            frame = self.prog.read(sp, 8 * 7)
+            words = [int.from_bytes(frame[i:i + 8], "little") for i in range(0, len(frame), 8)]
+            regs = {"rsp": sp + 8 * 7, "rip": words[6], "rbp": words[5]}
+            frames = self.orc_stack(regs)
+            if len(frames) > 1:
+                return frames, "orc"
+        except READ_ERRORS:
+            pass
         return self.scan_stack({"rsp": sp}), "scan"
 
     def stack_of_task(self, task: drgn.Object) -> list[Frame]:

@@ -65,7 +65,8 @@ class KernelProgram:
     @property
     def mode(self) -> str:
         types = {"DWARF": "DWARF types", "none": "no type information"}.get(self.types, f"{self.types} types")
-        stacks = "stacks unwound" if self.can_unwind else "stacks by scan"
+        stacks = ("stacks unwound by drgn" if self.can_unwind
+                  else "stacks unwound with the ORC tables in the dump (scanned where ORC fails)")
         return f"{self.symbols}; {types}; {stacks}; memory: {self.access}"
 
 
