@@ -179,7 +179,12 @@ def to_markdown(t: dict[str, Any], log_tail: int = 20) -> str:
             if p["stack"]:
                 lines += ["", f"Crashing stack ({p['stack_method']}):", "", "```"]
                 for i, f in enumerate(p["stack"][:30]):
-                    where = f["symbol"] + (f"+{f['offset']:#x}" if f["offset"] else "") if f["symbol"] else hex(f["pc"])
+                    if not f["symbol"]:
+                        where = hex(f["pc"])
+                    elif f.get("inline"):
+                        where = f"{f['symbol']} (inlined)"
+                    else:
+                        where = f["symbol"] + (f"+{f['offset']:#x}" if f["offset"] else "")
                     mod = f" [{f['module']}]" if f["module"] and f["module"] != "kernel" else ""
                     lines.append(f"#{i:<2} {where}{mod}")
                 lines.append("```")

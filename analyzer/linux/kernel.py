@@ -67,6 +67,8 @@ class Frame:
     def where(self) -> str:
         if self.symbol is None:
             return f"{self.pc:#x}"
+        if self.inline:  # the offset belongs to the function it is inlined into
+            return f"{self.symbol} (inlined)"
         return f"{self.symbol}+{self.offset:#x}" if self.offset else self.symbol
 
 
