@@ -153,3 +153,64 @@ def flatten(src_path: str, dst_path: str, chunk: int = 65536, order: list[int] |
     out += struct.pack(">qq", -1, -1)
     with open(dst_path, "wb") as f:
         f.write(out)
+
+
+def write_sparse_elf(path: str, ram_bytes: int, pages: dict[int, bytes] | None = None) -> None:
+    """An ELF vmcore of a guest with ``ram_bytes`` of RAM in one PT_LOAD, as a
+    sparse file: only the given pages are written."""
+    ehdr_size, phdr_size = 64, 56
+    data_off = 4096
+    phdr = struct.pack("<IIQQQQQQ", 1, 7, data_off, 0, 0, ram_bytes, ram_bytes, PAGE)
+    ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)
+    ehdr = ident + struct.pack("<HHIQQQIHHHHHH", 4, 62, 1, 0, ehdr_size, 0, 0, ehdr_size, phdr_size, 1, 64, 0, 0)
+    with open(path, "wb") as f:
+        f.write(ehdr + phdr)
+        for pfn, data in (pages or {}).items():
+            f.seek(data_off + pfn * PAGE)
+            f.write(data)
+        f.truncate(data_off + ram_bytes)
+
+
+def write_sparse_kdump(path: str, ram_bytes: int, pages: dict[int, bytes]) -> None:
+    """A compressed kdump of a guest with ``ram_bytes`` of RAM, all of it in
+    the RAM bitmap and only ``pages`` dumped (zlib): the bitmaps are the only
+    thing that grows with the guest."""
+    from analyzer.formats.diskdump import DISK_DUMP_HEADER, KDUMP_SUB_HEADER, PAGE_DESC
+
+    bs = PAGE
+    max_mapnr = ram_bytes // PAGE
+    half = -(-(max_mapnr // 8) // bs) * bs
+    bitmap_blocks = 2 * half // bs
+    bm2 = bytearray(half)
+    for pfn in pages:
+        bm2[pfn >> 3] |= 1 << (pfn & 7)
+    desc_off = (2 + bitmap_blocks) * bs
+    data_off = desc_off + len(pages) * PAGE_DESC.sizeof()
+    descs, blob = b"", b""
+    for pfn in sorted(pages):
+        comp = zlib.compress(pages[pfn])
+        descs += PAGE_DESC.build(dict(offset=data_off + len(blob), size=len(comp), flags=1, page_flags=0))
+        blob += comp
+    uts = {k: v.ljust(65, b"\0") for k, v in dict(sysname=b"Linux", nodename=b"big", release=b"6.1.0-big",
+                                                   version=b"#1", machine=b"x86_64", domainname=b"").items()}
+    hdr = DISK_DUMP_HEADER.build(dict(
+        signature=b"KDUMP   ", header_version=6, utsname=uts, timestamp_sec=0, timestamp_usec=0, status=1,
+        block_size=bs, sub_hdr_size=1, bitmap_blocks=bitmap_blocks, max_mapnr=min(max_mapnr, 0xFFFFFFFF),
+        total_ram_blocks=0, device_blocks=0, written_blocks=0, current_cpu=0, nr_cpus=1))
+    vmci = b"OSRELEASE=6.1.0-big\nPAGESIZE=4096\n"
+    sub = KDUMP_SUB_HEADER.build(dict(
+        phys_base=0, dump_level=31, split=0, start_pfn=0, end_pfn=0,
+        offset_vmcoreinfo=bs + KDUMP_SUB_HEADER.sizeof(), size_vmcoreinfo=len(vmci), offset_note=0, size_note=0,
+        offset_eraseinfo=0, size_eraseinfo=0, start_pfn_64=0, end_pfn_64=0, max_mapnr_64=max_mapnr))
+    ones = b"\xff" * (1 << 20)
+    with open(path, "wb") as f:
+        f.write(hdr.ljust(bs, b"\0") + (sub + vmci).ljust(bs, b"\0"))
+        left = max_mapnr // 8
+        while left > 0:  # the RAM bitmap: all ones (a guest's RAM is mostly one range)
+            n = min(left, len(ones))
+            f.write(ones[:n])
+            left -= n
+        f.seek(2 * bs + half)
+        f.write(bytes(bm2))
+        f.seek(desc_off)
+        f.write(descs + blob)
