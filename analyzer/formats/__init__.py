@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from ..dump import Dump
 from ..errors import DumpFormatError, UnknownFormat
+from ..kvm import migration
+from ..kvm.snapshot import SnapshotDump
 from . import diskdump, elf, flattened
 from .source import FileSource, Source
 
@@ -35,6 +37,8 @@ READERS: list[FormatReader] = [
                  elf.probe, lambda src, container: elf.ElfDump(src)),
     FormatReader("kdump", "makedumpfile compressed kdump (zlib, lzo, snappy, zstd)",
                  diskdump.probe, lambda src, container: diskdump.KdumpDump(src, container)),
+    FormatReader("qemu-migration", "QEMU migration stream (migrate to a file, virsh save's payload)",
+                 migration.probe, lambda src, container: SnapshotDump(src)),
 ]
 
 
