@@ -30,7 +30,9 @@ __version__ = "0.1.0"
 
 
 def open(path: str, *, vmlinux: str | None = None, debuginfo: Sequence[str] = (),  # noqa: A001
-         xen_syms: str | None = None, domain: int | None = None, vcpu: int | None = None) -> Session:
+         xen_syms: str | None = None, domain: int | None = None, vcpu: int | None = None,
+         snapshot: str | None = None) -> Session:
     """Open a dump of any supported format for analysis: a :class:`Session`
     with the dump (``.dump``), its model (``.machine``) and ``.run(plugin)``."""
-    return Session(path, vmlinux=vmlinux, debuginfo=debuginfo, xen_syms=xen_syms, domain=domain, vcpu=vcpu)
+    return Session(path, vmlinux=vmlinux, debuginfo=debuginfo, xen_syms=xen_syms, domain=domain, vcpu=vcpu,
+                   snapshot=snapshot)

@@ -23,6 +23,7 @@ from .errors import DumpFormatError, MemoryFault, VmcrashError
 from .formats import open_dump
 from .info import describe, format_text
 from .plugin import CannotRun, Option, Plugin, PluginError, discover
+from .progress import progress_bar
 from .render import render
 
 __all__ = ["main", "EXIT_OK", "EXIT_INTERNAL", "EXIT_USAGE", "EXIT_UNREADABLE", "EXIT_PARTIAL"]
@@ -60,7 +61,7 @@ def _print_json(obj: Any) -> None:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    with open_dump(args.dump) as dump:
+    with progress_bar("indexing") as update, open_dump(args.dump, snapshot=args.snapshot, progress=update) as dump:
         info = describe(dump)
     if args.json:
         _print_json(info)
@@ -98,6 +99,7 @@ def _add_context_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--debuginfo", metavar="DIR", action="append", default=[],
                    help="a directory of debug files (vmlinux, modules); repeatable")
     g.add_argument("--xen-syms", metavar="FILE", help="Xen's xen-syms with debug info")
+    g.add_argument("--snapshot", metavar="NAME|ID", help="qcow2 images: the savevm snapshot (default: newest)")
     o = p.add_argument_group("output")
     fmt = o.add_mutually_exclusive_group()
     fmt.add_argument("--json", dest="output", action="store_const", const="json", help="JSON (docs/result-schema.json)")
@@ -168,8 +170,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     popts = plugin_parser(cls).parse_args(args.args)
     values = {o.name: getattr(popts, o.name) for o in cls.options}
-    with Session(args.dump, vmlinux=popts.vmlinux, debuginfo=popts.debuginfo, xen_syms=popts.xen_syms,
-                 domain=popts.domain, vcpu=popts.vcpu) as session:
+    with progress_bar("indexing") as update, \
+            Session(args.dump, vmlinux=popts.vmlinux, debuginfo=popts.debuginfo, xen_syms=popts.xen_syms,
+                    domain=popts.domain, vcpu=popts.vcpu, snapshot=popts.snapshot, progress=update) as session:
         try:
             result = session.run(cls.name, **values)
         except CannotRun as e:
@@ -228,7 +231,9 @@ def cmd_triage(args: argparse.Namespace) -> int:
 
     if args.batch:
         return cmd_batch(args)
-    with Session(args.dump, vmlinux=args.vmlinux, debuginfo=args.debuginfo) as session:
+    with progress_bar("indexing") as update, \
+            Session(args.dump, vmlinux=args.vmlinux, debuginfo=args.debuginfo, snapshot=args.snapshot,
+                    progress=update) as session:
         t = triage(session)
     if args.output == "json":
         _print_json(t)
@@ -331,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("dump", metavar="DUMP", help="the dump file (any supported format; detected by content)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--snapshot", metavar="NAME|ID", help="qcow2 images: the savevm snapshot (default: newest)")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("triage", help="the panic, stacks, tasks and log of a dump, for a ticket",
@@ -339,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dump", metavar="DUMP", help="the dump file (a folder with --batch)")
     p.add_argument("--vmlinux", metavar="FILE", help="the kernel's vmlinux with debug info")
     p.add_argument("--debuginfo", metavar="DIR", action="append", default=[], help="a directory of debug files")
+    p.add_argument("--snapshot", metavar="NAME|ID", help="qcow2 images: the savevm snapshot (default: newest)")
     b = p.add_argument_group("batch")
     b.add_argument("--batch", action="store_true",
                    help="DUMP is a folder: triage every file in it, one JSON line each, then the groups")

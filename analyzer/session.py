@@ -10,7 +10,7 @@ This is what :func:`analyzer.open` returns and what every plugin receives::
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -30,14 +30,15 @@ __all__ = ["Session"]
 class Session:
     def __init__(self, path: str | os.PathLike[str], *, vmlinux: str | None = None,
                  debuginfo: Sequence[str] = (), xen_syms: str | None = None,
-                 domain: int | None = None, vcpu: int | None = None) -> None:
+                 domain: int | None = None, vcpu: int | None = None, snapshot: str | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> None:
         self.path = os.fspath(path)
         self.vmlinux = vmlinux
         self.debuginfo = list(debuginfo)
         self.xen_syms = xen_syms
         self.domain_id = domain
         self.vcpu_id = vcpu
-        self.dump: Dump = open_dump(self.path)
+        self.dump: Dump = open_dump(self.path, snapshot=snapshot, progress=progress)
         self._linux: dict[int, LinuxGuest] = {}
 
     @cached_property
