@@ -41,13 +41,21 @@ def dump_files(sample: str) -> list[str]:
     return sorted(facts(sample).get("files", {}))
 
 
+def _archive(sample: str, name: str) -> str | None:
+    return facts(sample).get("files", {}).get(name, {}).get("archive")
+
+
 def all_dumps() -> list[tuple[str, str]]:
     return [(s, f) for s in sample_names() for f in dump_files(s)
-            if os.path.exists(os.path.join(SAMPLES, s, f))]
+            if os.path.exists(os.path.join(SAMPLES, s, _archive(s, f) or f))]
 
 
 def path(sample: str, name: str) -> str:
-    """A readable path to ``sample/name``, unpacking ``.xz`` into the cache."""
+    """A readable path to ``sample/name``, unpacking ``.xz`` (or the
+    ``.tar.xz`` archive facts.json names for it) into the cache."""
+    archive = _archive(sample, name)
+    if archive is not None:
+        return _from_archive(sample, archive, name)
     src = os.path.join(SAMPLES, sample, name)
     if not name.endswith(".xz"):
         return src
@@ -61,6 +69,24 @@ def path(sample: str, name: str) -> str:
             shutil.copyfileobj(inp, out, 1 << 20)
         os.replace(tmp, dst)
     return dst
+
+
+def _from_archive(sample: str, archive: str, name: str) -> str:
+    import tarfile
+
+    src = os.path.join(SAMPLES, sample, archive)
+    st = os.stat(src)
+    key = hashlib.sha256(f"{src}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    dst_dir = os.path.join(CACHE, sample, key)
+    done = os.path.join(dst_dir, ".unpacked")
+    if not os.path.exists(done):
+        os.makedirs(dst_dir, exist_ok=True)
+        with tarfile.open(src, "r:xz") as tar:
+            for member in tar.getmembers():
+                if member.isfile() and "/" not in member.name and not member.name.startswith("."):
+                    tar.extract(member, dst_dir, filter="data")
+        open(done, "w").close()
+    return os.path.join(dst_dir, name)
 
 
 def stored_name(name: str) -> str:

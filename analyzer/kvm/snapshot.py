@@ -37,7 +37,7 @@ class SnapshotDump(Dump):
         super().__init__(source.path)
         self.source = source
         self.container = container
-        self.stream = stream if stream is not None else parse_stream(source, base, progress)
+        self.stream = stream if stream is not None else _indexed(source, base, container, progress)
         self.warnings.extend(self.stream.warnings)
         block = next((self.stream.blocks[n] for n in MAIN_RAM_BLOCKS if n in self.stream.blocks), None)
         if block is None:
@@ -132,6 +132,22 @@ class SnapshotDump(Dump):
 
     def close(self) -> None:
         self.source.close()
+
+
+def _indexed(source: Source, base: int, container: str,
+             progress: Callable[[int, int], None] | None) -> MigrationStream:
+    """The stream's index, from the cache when this file was indexed before."""
+    from . import index_cache
+
+    key = index_cache.cache_key(source.path, base, container)
+    if key is not None:
+        cached = index_cache.load(key)
+        if cached is not None:
+            return cached
+    stream = parse_stream(source, base, progress)
+    if key is not None:
+        index_cache.save(key, stream)
+    return stream
 
 
 def find_vmcoreinfo(dump: Dump) -> VmcoreInfo | None:

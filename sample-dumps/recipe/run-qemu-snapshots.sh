@@ -18,7 +18,7 @@ set -- timeout 900 qemu-system-x86_64 -machine pc -cpu max -smp 2 -m "$mem" \
 	-device vmcoreinfo \
 	-drive "file=$run/disk.qcow2,if=virtio,format=qcow2" \
 	-kernel "$run/bzImage" -initrd "$run/initramfs.cpio.gz" \
-	-append "console=ttyS0 vmcrash.mode=live" \
+	-append "console=ttyS0 vmcrash.mode=live init_on_free=1" \
 	-virtfs "local,path=$run,mount_tag=out,security_model=none"
 echo "$*" > "$run/qemu.cmd"
 start=$(date +%s)
