@@ -103,8 +103,11 @@ def vmlinux() -> str | None:
 
 
 def module_dir() -> str | None:
+    """sample-dumps/kernel when it holds module files (for --debuginfo)."""
     d = os.path.join(SAMPLES, "kernel")
-    return d if any(f.endswith(".ko") for f in os.listdir(d)) else None if os.path.isdir(d) else None
+    if not os.path.isdir(d):
+        return None
+    return d if any(f.endswith((".ko", ".ko.xz")) for f in os.listdir(d)) else None
 
 
 def primary_dump(sample: str) -> str | None:

@@ -51,7 +51,10 @@ class Qcow2Image:
     def __init__(self, base: FileSource) -> None:
         self.base = base
         self.path = base.path
-        h = base.read(0, 104, "qcow2 header") if base.size >= 104 else base.read(0, 72, "qcow2 header")
+        h = base.read(0, 72, "qcow2 header")
+        version = struct.unpack(">I", h[4:8])[0]
+        if version >= 3:  # version 3 headers are at least 104 bytes
+            h = base.read(0, 104, "qcow2 version 3 header")
         (magic, self.version, _bf_off, _bf_size, self.cluster_bits, self.size, crypt, _l1_size, _l1_off,
          _rt_off, _rt_clusters, nb_snapshots, snapshots_offset) = struct.unpack(">4sIQIIQIIQQIIQ", h[:72])
         if magic != QCOW2_MAGIC or self.version not in (2, 3):

@@ -59,7 +59,7 @@ def main(run, vmlinux, drgn_json):
         },
         "release": d["release"],
         "arch": "x86_64",
-        "cpus": d["cpus_online"],
+        "cpus": len(d["cpus_online"]),
         "page_size": d["page_size"],
         "vmcoreinfo": {k: vmci[k] for k in ("OSRELEASE", "KERNELOFFSET", "NUMBER(phys_base)")},
         "panic": None,
