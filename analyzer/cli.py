@@ -320,6 +320,32 @@ def cmd_shell(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+OPEN_HELP = """\
+Explore a dump in the terminal: an overview of what died, the machine as a
+tree (domains, vCPUs, stack frames) with registers and disassembly beside it,
+memory in hex with the page-table walk, the kernel log, the task list, and
+every plugin from the command palette (ctrl+p).
+
+keys: o m x l t switch tabs, c jumps to the crashing frame, d disassembles
+it, g shows memory at an address (or the selected vCPU's stack), f follows
+the pointer there, q quits.
+
+examples:
+  vmcrash open vmcore --vmlinux vmlinux
+  vmcrash open guest.save
+"""
+
+
+def cmd_open(args: argparse.Namespace) -> int:
+    from .session import Session
+    from .tui.app import run_app
+
+    with Session(args.dump, vmlinux=args.vmlinux, debuginfo=args.debuginfo, snapshot=args.snapshot,
+                 domain=args.domain) as session:
+        run_app(session)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vmcrash",
@@ -356,6 +382,15 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--json", dest="output", action="store_const", const="json", help="JSON (schema vmcrash.triage/1)")
     fmt.add_argument("--markdown", dest="output", action="store_const", const="markdown", help="Markdown (the default)")
     p.set_defaults(func=cmd_triage)
+
+    p = sub.add_parser("open", help="explore a dump in the terminal UI",
+                       description=OPEN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("dump", metavar="DUMP", help="the dump file")
+    p.add_argument("--vmlinux", metavar="FILE", help="the kernel's vmlinux with debug info")
+    p.add_argument("--debuginfo", metavar="DIR", action="append", default=[], help="a directory of debug files")
+    p.add_argument("--snapshot", metavar="NAME|ID", help="qcow2 images: the savevm snapshot (default: newest)")
+    p.add_argument("--domain", type=int, metavar="N", help="the domain to start in")
+    p.set_defaults(func=cmd_open)
 
     p = sub.add_parser("extract", help="write a dump's (or a domain's) memory as an ELF vmcore",
                        description=EXTRACT_HELP, epilog=EXIT_CODES_HELP,

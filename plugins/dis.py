@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import capstone
-
+from analyzer.disasm import disassemble
 from analyzer.errors import MemoryFault
 from analyzer.needs import KERNEL_PAGE_TABLES, LINUX
 from analyzer.plugin import CannotRun, Option, Plugin, PluginError, resolve_address
@@ -68,24 +67,14 @@ examples:
             code = vm.read(address, min(length, 16 * MAX_INSNS))
         except MemoryFault as e:
             raise PluginError(f"cannot read code at {address:#x}: {e}") from None
-        md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
-        md.detail = True
         result = Result(self.name, mode=session.linux().mode)
         table = Table([Column("mark", Kind.STR, ""), Column("address", Kind.ADDRESS), Column("where", Kind.SYMBOL),
                        Column("bytes"), Column("instruction"), Column("target", Kind.SYMBOL)])
-        n = 0
-        for insn in md.disasm(code, address):
-            if n >= limit or (end is not None and insn.address >= end):
-                break
-            target = None
-            if insn.group(capstone.CS_GRP_JUMP) or insn.group(capstone.CS_GRP_CALL):
-                op = insn.operands[0] if insn.operands else None
-                if op is not None and op.type == capstone.x86.X86_OP_IMM:
-                    target = symbolize(session, op.imm)
+        insns = disassemble(code, address, limit=limit, end=end)
+        for insn in insns:
             table.add("=>" if insn.address == mark else "", insn.address, symbolize(session, insn.address),
-                      insn.bytes.hex(" "), f"{insn.mnemonic} {insn.op_str}".strip(), target)
-            n += 1
+                      insn.bytes_hex, insn.text, symbolize(session, insn.target) if insn.target is not None else None)
         result.add(table)
-        if n == 0:
+        if not insns:
             result.warn(f"no instruction decodes at {address:#x}")
         return result

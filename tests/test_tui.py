@@ -1,0 +1,143 @@
+"""The terminal UI, driven with Textual's pilot on a real sample dump."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+
+import pytest
+
+import analyzer
+import samples
+from analyzer.tui.app import ResultScreen, VmcrashApp
+
+SAMPLE = ("linux-6.1-sysrq", "vmcore.kdump-zlib")
+
+
+def _dump() -> str:
+    """The sample at a fixed path, so what the screen shows is the same on every machine."""
+    src = samples.path(*SAMPLE)
+    fixed_dir = os.path.join(tempfile.gettempdir(), "vmcrash-tui")
+    os.makedirs(fixed_dir, exist_ok=True)
+    fixed = os.path.join(fixed_dir, SAMPLE[1])
+    if os.path.islink(fixed) or os.path.exists(fixed):
+        os.unlink(fixed)
+    os.symlink(src, fixed)
+    return fixed
+
+
+async def _loaded(app: VmcrashApp, pilot) -> None:
+    for _ in range(600):
+        if app.analysis is not None:
+            break
+        await asyncio.sleep(0.05)
+    await pilot.pause()
+    assert app.analysis is not None, "analysis did not finish"
+
+
+@pytest.fixture
+def app() -> VmcrashApp:
+    return VmcrashApp(analyzer.open(_dump()))
+
+
+async def test_crash_then_disassembly_in_two_keys(app):
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _loaded(app, pilot)
+        await pilot.press("c")
+        assert app.selected["kind"] == "frame"
+        assert app.selected["frame"]["symbol"] == "sysrq_handle_crash"
+        await pilot.press("d")
+        text = str(app.query_one("#details-text").render())
+        assert "=>" in text and "<panic>" in text
+        marked = [ln for ln in text.splitlines() if ln.startswith("=>")]
+        assert marked and "call" in marked[0]  # a caller frame marks its call
+
+
+async def test_memory_at_a_register_and_follow_a_pointer(app):
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _loaded(app, pilot)
+        await pilot.press("c", "g")
+        rsp = app.selected["vcpu"]["registers"]["rsp"]
+        assert app.mem_address == rsp
+        view = str(app.query_one("#mem-view").render())
+        assert f"{rsp:#018x}" in view and "??" not in view.splitlines()[1]
+        walk = str(app.query_one("#walk").render())
+        assert "PT" in walk or "PD" in walk
+        vm = app.session.domain.kernel_memory
+        assert vm is not None
+        slot = next(rsp + 8 * i for i in range(32) if vm.read_u64(rsp + 8 * i) >= 1 << 63)
+        app.query_one("#mem-input").focus()
+        app.query_one("#mem-input").value = hex(slot)
+        await pilot.press("enter")
+        assert app.mem_address == slot
+        await pilot.press("f")  # follow the kernel pointer stored there
+        assert app.mem_address == vm.read_u64(slot)
+
+
+async def test_plugin_from_the_palette_shows_a_table(app):
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _loaded(app, pilot)
+        app.run_plugin("ps")
+        for _ in range(200):
+            await pilot.pause(0.05)
+            if isinstance(app.screen, ResultScreen):
+                break
+        assert isinstance(app.screen, ResultScreen)
+        await pilot.pause()
+        from textual.widgets import DataTable
+
+        table = app.screen.query_one(DataTable)
+        assert table.row_count == len(app.analysis.triage["domains"][0]["tasks"])  # type: ignore[union-attr]
+        await pilot.press("escape")
+
+
+async def test_log_and_task_filters(app):
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _loaded(app, pilot)
+        await pilot.press("t")
+        app.query_one("#task-filter").focus()
+        await pilot.press(*"vmcrash")
+        from textual.widgets import DataTable, Log
+
+        assert app.query_one("#task-table", DataTable).row_count == 3
+        await pilot.press("escape")
+        app.action_show_tab("log")
+        await pilot.pause()
+        app.query_one("#log-filter").focus()
+        await pilot.press(*"sysrq")
+        await pilot.pause()
+        lines = app.query_one("#log-view", Log).lines
+        assert lines and all("sysrq" in ln for ln in lines)
+
+
+async def test_errors_show_in_place_not_as_a_crash(tmp_path):
+    from dumpwriter import Load, write_elf
+
+    path = str(tmp_path / "bare")
+    write_elf(path, [Load(0, bytes(4096))])  # no kernel at all
+    app = VmcrashApp(analyzer.open(path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _loaded(app, pilot)
+        await pilot.press("c", "d", "g", "f")  # none of them can do anything here
+        assert app.is_running
+
+
+def test_overview_snapshot(snap_compare):
+    app = VmcrashApp(analyzer.open(_dump()))
+
+    async def ready(pilot) -> None:
+        await _loaded(app, pilot)
+
+    assert snap_compare(app, terminal_size=(100, 30), run_before=ready)
+
+
+def test_crashing_frame_snapshot(snap_compare):
+    app = VmcrashApp(analyzer.open(_dump()))
+
+    async def ready(pilot) -> None:
+        await _loaded(app, pilot)
+        await pilot.press("c", "d")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(120, 36), run_before=ready)
