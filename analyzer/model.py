@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from .dump import Dump, PhysRange
 from .linux.paging import KernelPaging, find_kernel_paging
@@ -18,6 +19,9 @@ from .paging import X86_64_4LEVEL, PageTableWalker, TableReader
 from .spaces import Space
 from .translate import VirtualMemory
 from .vmcoreinfo import VmcoreInfo
+
+if TYPE_CHECKING:
+    from .xen.xendump import XenDump
 
 __all__ = ["VCpu", "Domain", "Machine", "machine_from_dump"]
 
@@ -38,9 +42,14 @@ class Domain:
     def __init__(self, id: int, *, name: str | None, type: str, vcpus: list[VCpu],
                  read_phys: Callable[[int, int], bytes], vmcoreinfo: VmcoreInfo | None,
                  ranges: Callable[[], list[PhysRange]],
-                 cpu_states: list[CpuState] | None = None) -> None:
+                 cpu_states: list[CpuState] | None = None,
+                 read_machine: Callable[[int, int], bytes] | None = None,
+                 pfn_to_mfn: Callable[[int], int | None] | None = None) -> None:
         self.id = id
         self._ranges = ranges
+        #: For a Xen PV guest: its page tables hold machine frames, read here.
+        self.read_machine = read_machine
+        self.pfn_to_mfn = pfn_to_mfn
         self.name = name
         self.type = type
         self.vcpus = vcpus
@@ -60,13 +69,28 @@ class Domain:
     def kernel_paging(self) -> KernelPaging | None:
         return find_kernel_paging(self.vmcoreinfo, self._cpu_states)
 
+    @property
+    def is_pv(self) -> bool:
+        return self.read_machine is not None
+
     def page_tables(self, root: int | None = None) -> PageTableWalker | None:
-        """A walker over the kernel's tables, or over the tables at ``root``."""
+        """A walker over the kernel's tables, or over the tables at ``root``.
+
+        A Xen PV guest's tables hold machine frames: they are walked in
+        machine space, and a root found in VMCOREINFO (a pseudo-physical
+        address) is turned into its machine address through the p2m.
+        """
         paging = self.kernel_paging
         if root is None and paging is None:
             return None
         fmt = paging.fmt if paging else X86_64_4LEVEL
         start = root if root is not None else paging.root  # type: ignore[union-attr]
+        if self.read_machine is not None:
+            if root is None and paging is not None and not paging.how.startswith("CR3") and self.pfn_to_mfn:
+                mfn = self.pfn_to_mfn(start >> 12)
+                start = (mfn << 12) if mfn is not None else start
+            return PageTableWalker(fmt, start, TableReader(self.read_machine),
+                                   input_space=Space.KVADDR, table_space=Space.MADDR)
         return PageTableWalker(fmt, start, TableReader(self.read_phys),
                                input_space=Space.KVADDR, table_space=Space.KPHYSADDR)
 
@@ -75,6 +99,8 @@ class Domain:
         walker = self.page_tables()
         if walker is None:
             return None
+        if self.read_machine is not None:
+            return VirtualMemory(walker, self.read_machine)
         paging = self.kernel_paging
         fallbacks = [paging.text_map] if paging and paging.text_map else []
         return VirtualMemory(walker, self.read_phys, fallbacks=fallbacks)
@@ -96,8 +122,26 @@ class Machine:
 
 
 def machine_from_dump(dump: Dump) -> Machine:
-    vcpus = [VCpu(id=c.cpu, registers=dict(c.registers), running=True, pid=c.pid, sources=list(c.sources))
-             for c in dump.cpus]
+    from .xen.xendump import XenDump
+
+    vcpus = [VCpu(id=c.cpu, registers=dict(c.registers), running="offline" not in c.sources, pid=c.pid,
+                  sources=list(c.sources)) for c in dump.cpus]
+    if isinstance(dump, XenDump):
+        return Machine(dump, [_xendump_domain(dump, vcpus)])
     guest = Domain(0, name=None, type="guest", vcpus=vcpus, read_phys=dump.read_phys,
                    vmcoreinfo=dump.vmcoreinfo, ranges=dump.ranges, cpu_states=dump.cpus)
     return Machine(dump, [guest])
+
+
+def _xendump_domain(dump: "XenDump", vcpus: list[VCpu]) -> Domain:
+    """The one guest of an ``xl dump-core`` file.  The dump has no VMCOREINFO:
+    the guest kernel's own copy is found in its memory."""
+    from .linux.find import scan_for_vmcoreinfo
+
+    found = scan_for_vmcoreinfo(dump.ranges(), dump.read_phys)
+    vmci = found[0] if found else None
+    pv = not dump.is_hvm
+    return Domain(0, name=None, type="pv" if pv else "hvm", vcpus=vcpus, read_phys=dump.read_phys,
+                  vmcoreinfo=vmci, ranges=dump.ranges, cpu_states=dump.cpus,
+                  read_machine=dump.read_machine if pv else None,
+                  pfn_to_mfn=dump.p2m.get if pv else None)

@@ -16,6 +16,7 @@ from ..dump import Dump
 from ..errors import DumpFormatError, UnknownFormat
 from ..kvm import libvirt, migration, qcow2
 from ..kvm.snapshot import SnapshotDump
+from ..xen import xendump
 from . import diskdump, elf, flattened
 from .source import FileSource, Source
 
@@ -66,6 +67,8 @@ def _open_libvirt(src: Source, container: str, opts: OpenOptions) -> Dump:
 
 
 READERS: list[FormatReader] = [
+    FormatReader("xendump", "Xen xl dump-core ELF (PV and HVM guests)",
+                 xendump.probe, lambda src, container, opts: xendump.XenDump(src)),
     FormatReader("elf", "ELF core (Linux /proc/vmcore, makedumpfile -E, QEMU dump-guest-memory)",
                  elf.probe, lambda src, container, opts: elf.ElfDump(src)),
     FormatReader("kdump", "makedumpfile compressed kdump (zlib, lzo, snappy, zstd)",

@@ -27,6 +27,10 @@ from ..model import Domain
 
 __all__ = ["KernelProgram", "open_program", "pt_regs", "DEBUG_DIRS"]
 
+#: The kernel half of the x86-64 address space (5-level paging's, which
+#: contains 4-level's).
+KERNEL_HALF = 0xFF00_0000_0000_0000
+
 #: Where distributions put debug files (searched by build ID).
 DEBUG_DIRS = ("/usr/lib/debug",)
 
@@ -95,7 +99,22 @@ def _custom_program(domain: Domain) -> drgn.Program:
     read = _reader(domain.read_phys)
     for r in domain.memory_ranges():
         prog.add_memory_segment(r.start, r.size, read, physical=True)
+    if domain.is_pv and domain.kernel_memory is not None:
+        # A Xen PV guest's page tables hold machine frames, which drgn's own
+        # walker would take for physical addresses: serve the kernel half of
+        # the address space through vmcrash's p2m-aware walker instead.
+        vm = domain.kernel_memory
+        prog.add_memory_segment(KERNEL_HALF, (1 << 64) - KERNEL_HALF,
+                                lambda address, count, offset, physical: _virt(vm.read, address, count),
+                                physical=False)
     return prog
+
+
+def _virt(read: Callable[[int, int], bytes], address: int, count: int) -> bytes:
+    try:
+        return read(address, count)
+    except MemoryFault as e:
+        raise drgn.FaultError(str(e), e.address) from None
 
 
 def _find_vmlinux(domain: Domain, vmlinux: str | None, debuginfo: Sequence[str]) -> str | None:
