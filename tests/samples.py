@@ -42,6 +42,8 @@ def dump_files(sample: str) -> list[str]:
 
 
 def _archive(sample: str, name: str) -> str | None:
+    if not os.path.isfile(os.path.join(SAMPLES, sample, "facts.json")):
+        return None  # e.g. sample-dumps/kernel: files, no facts
     return facts(sample).get("files", {}).get(name, {}).get("archive")
 
 

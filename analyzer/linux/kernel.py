@@ -5,7 +5,7 @@ the TUI share one reading of the kernel.
 
 from __future__ import annotations
 
-import re
+
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from functools import cached_property
@@ -228,8 +228,6 @@ class LinuxGuest:
                 pid, comm = int(t.pid.value_()), _s(t.comm.string_())
             except READ_ERRORS:
                 pass
-        if message:
-            message = re.sub(r"^Kernel panic - not syncing: ", "", message)
         return PanicInfo(message, cpu, pid, comm)
 
     # -- stacks -------------------------------------------------------------
