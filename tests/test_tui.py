@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import tempfile
 
 import pytest
 
@@ -18,7 +17,7 @@ SAMPLE = ("linux-6.1-sysrq", "vmcore.kdump-zlib")
 def _dump() -> str:
     """The sample at a fixed path, so what the screen shows is the same on every machine."""
     src = samples.path(*SAMPLE)
-    fixed_dir = os.path.join(tempfile.gettempdir(), "vmcrash-tui")
+    fixed_dir = "/tmp/vmcrash-tui"  # not $TMPDIR: the path is on screen, so in the snapshots
     os.makedirs(fixed_dir, exist_ok=True)
     fixed = os.path.join(fixed_dir, SAMPLE[1])
     if os.path.islink(fixed) or os.path.exists(fixed):

@@ -143,7 +143,6 @@ class VmcrashApp(App[None]):
         Binding("d", "disassemble", "Disasm"),
         Binding("g", "goto_address", "Go to"),
         Binding("f", "follow", "Follow ptr"),
-        Binding("ctrl+p", "command_palette", "Plugins"),
         Binding("q", "quit", "Quit"),
     ]
 
