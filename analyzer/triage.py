@@ -8,9 +8,9 @@ Schema (docs/triage.md has the full text; keys are never removed):
      "domains": [{"id": int, "name": str|null, "type": "guest"|"pv"|"hvm"|"pvh",
                   "mode": str, "kernel": null | {"release": str},
                   "panic": null | {"cpu": int, "message": str, "pid": int, "comm": str, "stack": [FRAME],
-                                   "stack_method": "unwind"|"scan"},
+                                   "stack_method": "unwind"|"orc"|"scan"},
                   "vcpus": [{"id": int, "running": bool, "registers": {"rip": int, "rsp": int, "cr3": int},
-                             "stack": [FRAME], "stack_method": "unwind"|"scan"}],
+                             "stack": [FRAME], "stack_method": "unwind"|"orc"|"scan"}],
                   "tasks": [{"pid": int, "ppid": int, "comm": str, "state": str, "cpu": int|null}],
                   "log": [str], "errors": [str]}],
      "signature": str, "errors": [str]}
