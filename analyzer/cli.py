@@ -346,6 +346,15 @@ def cmd_open(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_symbol_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--vmlinux", metavar="FILE", help="the kernel's vmlinux with debug info")
+    p.add_argument("--debuginfo", metavar="DIR", action="append", default=[], help="a directory of debug files")
+
+
+def _add_snapshot_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--snapshot", metavar="NAME|ID", help="qcow2 images: the savevm snapshot (default: newest)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vmcrash",
@@ -362,16 +371,15 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("dump", metavar="DUMP", help="the dump file (any supported format; detected by content)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
-    p.add_argument("--snapshot", metavar="NAME|ID", help="qcow2 images: the savevm snapshot (default: newest)")
+    _add_snapshot_option(p)
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("triage", help="the panic, stacks, tasks and log of a dump, for a ticket",
                        description=TRIAGE_HELP, epilog=EXIT_CODES_HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("dump", metavar="DUMP", help="the dump file (a folder with --batch)")
-    p.add_argument("--vmlinux", metavar="FILE", help="the kernel's vmlinux with debug info")
-    p.add_argument("--debuginfo", metavar="DIR", action="append", default=[], help="a directory of debug files")
-    p.add_argument("--snapshot", metavar="NAME|ID", help="qcow2 images: the savevm snapshot (default: newest)")
+    _add_symbol_options(p)
+    _add_snapshot_option(p)
     b = p.add_argument_group("batch")
     b.add_argument("--batch", action="store_true",
                    help="DUMP is a folder: triage every file in it, one JSON line each, then the groups")
@@ -386,9 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("open", help="explore a dump in the terminal UI",
                        description=OPEN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("dump", metavar="DUMP", help="the dump file")
-    p.add_argument("--vmlinux", metavar="FILE", help="the kernel's vmlinux with debug info")
-    p.add_argument("--debuginfo", metavar="DIR", action="append", default=[], help="a directory of debug files")
-    p.add_argument("--snapshot", metavar="NAME|ID", help="qcow2 images: the savevm snapshot (default: newest)")
+    _add_symbol_options(p)
+    _add_snapshot_option(p)
     p.add_argument("--domain", type=int, metavar="N", help="the domain to start in")
     p.set_defaults(func=cmd_open)
 
@@ -404,8 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("shell", help="a Python prompt with the dump (and a drgn Program) bound",
                        description=SHELL_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("dump", metavar="DUMP", help="the dump file")
-    p.add_argument("--vmlinux", metavar="FILE", help="the kernel's vmlinux with debug info")
-    p.add_argument("--debuginfo", metavar="DIR", action="append", default=[], help="a directory of debug files")
+    _add_symbol_options(p)
     p.add_argument("--domain", type=int, metavar="N", help="the domain to bind")
     p.add_argument("-c", dest="command", metavar="CODE", help="run CODE instead of a prompt")
     p.set_defaults(func=cmd_shell)

@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import samples
-from analyzer import PageState, VmcrashError, open_dump
 from analyzer.paging import X86_64_4LEVEL, X86_64_5LEVEL, PageTableWalker
+from test_hostile import _exercise
 from dumpwriter import KdumpSpec, Load, flatten, note, prstatus, vmcoreinfo_note, write_elf, write_kdump
 
 EXAMPLES = int(os.environ.get("VMCRASH_FUZZ_EXAMPLES", "40"))
@@ -53,21 +53,6 @@ def _sample_seeds() -> dict[str, bytes]:
 
 
 SEEDS = {**_synthetic_seeds(), **_sample_seeds()}
-
-
-def _exercise(path: str) -> None:
-    try:
-        with open_dump(path) as d:
-            d.header, d.cpus, d.vmcoreinfo  # noqa: B018 - touch what open computed
-            for r in d.ranges()[:16]:
-                for pfn in range(r.start // 4096, min(r.end // 4096, r.start // 4096 + 8)):
-                    if d.page_state(pfn) is PageState.PRESENT:
-                        try:
-                            d.read_page(pfn)
-                        except VmcrashError:
-                            pass
-    except VmcrashError:
-        pass
 
 
 mutation = st.tuples(st.integers(min_value=0), st.integers(min_value=0, max_value=255))
