@@ -19,7 +19,7 @@ import types
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from construct import Array, Bytes, Int16ul, Int32sl, Int32ul, Int64ul, Padding, Struct
+from construct import Array, Int16ul, Int32sl, Int32ul, Int64ul, Padding, Struct
 from construct.core import ConstructError
 from elftools.common.exceptions import ELFError
 from elftools.construct.core import ConstructError as ElftoolsConstructError

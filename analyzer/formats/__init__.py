@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..dump import Dump
-from ..errors import DumpFormatError, UnknownFormat
+from ..errors import UnknownFormat
 from ..kvm import libvirt, migration, qcow2
 from ..kvm.snapshot import SnapshotDump
 from ..xen import xendump

@@ -20,7 +20,7 @@ from elftools.elf.elffile import ELFFile
 
 from ..dump import Dump, PageState, PhysRange
 from ..errors import DumpFormatError, OutsideDump, PageExcluded, PageUnreadable
-from ..notes import Note, cpu_states_from_notes, parse_note_blob
+from ..notes import cpu_states_from_notes, parse_note_blob
 from ..vmcoreinfo import VmcoreInfo
 from .source import MAX_HEADER_READ, Source, SourceStream
 

@@ -20,7 +20,7 @@ import bisect
 import struct
 
 from ..errors import DumpFormatError
-from .source import FileSource, Source
+from .source import FileSource
 
 __all__ = ["FlattenedSource", "probe"]
 
