@@ -21,6 +21,7 @@ from .translate import VirtualMemory
 from .vmcoreinfo import VmcoreInfo
 
 if TYPE_CHECKING:
+    from .xen.hypervisor import XenHypervisor
     from .xen.xendump import XenDump
 
 __all__ = ["VCpu", "Domain", "Machine", "machine_from_dump"]
@@ -111,6 +112,7 @@ class Machine:
         self.dump = dump
         self.domains = domains
         self.hypervisor: dict[str, object] | None = None
+        self.xen: "XenHypervisor | None" = None
 
     def domain(self, id: int | None = None) -> Domain:
         if id is None:
@@ -128,9 +130,38 @@ def machine_from_dump(dump: Dump) -> Machine:
                   sources=list(c.sources)) for c in dump.cpus]
     if isinstance(dump, XenDump):
         return Machine(dump, [_xendump_domain(dump, vcpus)])
+    from .xen.hypervisor import find_xen
+
+    xen = find_xen(dump)
+    if xen is not None:
+        return _xen_machine(dump, xen)
     guest = Domain(0, name=None, type="guest", vcpus=vcpus, read_phys=dump.read_phys,
                    vmcoreinfo=dump.vmcoreinfo, ranges=dump.ranges, cpu_states=dump.cpus)
     return Machine(dump, [guest])
+
+
+def _xen_machine(dump: Dump, xen: "XenHypervisor") -> Machine:
+    """A Xen host: the hypervisor, and each domain as a guest of its own whose
+    memory is read through the p2m built from the frame table and the M2P.
+    (vCPU registers of guests need xen-syms; the pCPUs' are in the notes.)"""
+    from .linux.find import scan_for_vmcoreinfo
+    from .xen.domain_memory import DomainMemory
+    from .xen.hypervisor import DOMID_FIRST_SPECIAL
+
+    domains: list[Domain] = []
+    for info in xen.domains:
+        if info.id >= DOMID_FIRST_SPECIAL:
+            continue
+        mem = DomainMemory(dump, xen.m2p(info.mfns))
+        found = scan_for_vmcoreinfo(mem.ranges(), mem.read_phys)
+        domains.append(Domain(info.id, name="Domain-0" if info.id == 0 else None, type="pv", vcpus=[],
+                              read_phys=mem.read_phys, vmcoreinfo=found[0] if found else None,
+                              ranges=mem.ranges, read_machine=dump.read_phys, pfn_to_mfn=mem.p2m.get))
+    machine = Machine(dump, domains)
+    machine.hypervisor = {"name": "xen", "version": xen.version, "panic": None,
+                          "xen_phys_start": xen.xen_phys_start, "pcpus": len(xen.pcpu_cr3)}
+    machine.xen = xen
+    return machine
 
 
 def _xendump_domain(dump: "XenDump", vcpus: list[VCpu]) -> Domain:

@@ -1,0 +1,173 @@
+"""The Xen hypervisor in a whole-machine dump, found without xen-syms.
+
+From a Xen kdump's own notes (xen/include/public/elfnote.h, xen/common/kexec.c):
+
+* "Xen" XEN_ELFNOTE_CRASH_INFO: version numbers, machine addresses of the
+  version strings, ``xen_phys_start`` (where Xen relocated itself), dom0's
+  p2m frame list;
+* "Xen" XEN_ELFNOTE_CRASH_REGS, one per pCPU: CR0, CR2, CR3, CR4;
+* "VMCOREINFO_XEN": ``domain_list``, ``frame_table``, ``max_page``,
+  ``pgd_l4`` and the offsets to walk domains and page owners.
+
+Xen's virtual addresses (xen/arch/x86/include/asm/config.h, 4.x): the image
+at XEN_VIRT_START maps linearly from ``xen_phys_start``; the direct map at
+DIRECTMAP_VIRT_START maps all RAM linearly; everything else (the frame
+table, the M2P) through Xen's own page tables (``pgd_l4``, or any pCPU's
+CR3).  A domain's pages are those whose ``page_info`` names it as owner; the
+M2P gives each one's guest frame number.
+"""
+
+from __future__ import annotations
+
+import struct
+from array import array
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from ..dump import Dump
+from ..errors import MemoryFault
+from ..paging import X86_64_4LEVEL, PageTableWalker, TableReader
+from ..spaces import Space
+from ..translate import LinearMap, VirtualMemory
+from ..vmcoreinfo import VmcoreInfo
+
+__all__ = ["XenHypervisor", "XenDomainInfo", "find_xen", "XEN_VIRT_START", "DIRECTMAP_VIRT_START"]
+
+CRASH_INFO, CRASH_REGS = 0x1000001, 0x1000002
+XEN_VIRT_START = 0xFFFF82D040000000
+DIRECTMAP_VIRT_START = 0xFFFF830000000000
+RO_MPT_VIRT_START = 0xFFFF800000000000
+DOMID_FIRST_SPECIAL = 0x7FF0  # DOMID_SELF and up: dom_xen, dom_io, ...
+MAX_DOMAINS = 1 << 15
+MAX_PAGES = 1 << 28  # 1 TiB of 4 KiB frames
+
+
+@dataclass
+class XenDomainInfo:
+    id: int
+    address: int  # struct domain *
+    mfns: "array[int]" = field(default_factory=lambda: array("Q"))
+
+
+class XenHypervisor:
+    """Xen as seen in a machine dump: version, address translation, domains."""
+
+    def __init__(self, dump: Dump, vmcoreinfo: VmcoreInfo, xen_phys_start: int,
+                 pcpu_cr3: list[int], version: str | None) -> None:
+        self.dump = dump
+        self.vmcoreinfo = vmcoreinfo
+        self.xen_phys_start = xen_phys_start
+        self.pcpu_cr3 = pcpu_cr3
+        self.version = version
+        image = LinearMap("xen image", XEN_VIRT_START, XEN_VIRT_START + (1 << 30), xen_phys_start - XEN_VIRT_START)
+        self.directmap = LinearMap("direct map", DIRECTMAP_VIRT_START, DIRECTMAP_VIRT_START + (249 << 39),
+                                   -DIRECTMAP_VIRT_START)
+        pgd = vmcoreinfo.symbol("pgd_l4")
+        root = image.translate(pgd) if pgd is not None else (pcpu_cr3[0] if pcpu_cr3 else None)
+        if root is None:
+            raise ValueError("neither pgd_l4 nor a pCPU's CR3 is known")
+        walker = PageTableWalker(X86_64_4LEVEL, root, TableReader(dump.read_phys),
+                                 input_space=Space.KVADDR, table_space=Space.MADDR)
+        self.memory = VirtualMemory(walker, dump.read_phys, fallbacks=[image, self.directmap])
+
+    def read(self, vaddr: int, size: int) -> bytes:
+        # Linear maps first: they need no page table, so they work even when
+        # the tables are not in the dump.
+        for m in (self.directmap,):
+            maddr = m.translate(vaddr)
+            if maddr is not None and m.translate(vaddr + size - 1) is not None:
+                return self.dump.read_phys(maddr, size)
+        return self.memory.read(vaddr, size)
+
+    def u64(self, vaddr: int) -> int:
+        return int.from_bytes(self.read(vaddr, 8), "little")
+
+    @cached_property
+    def domains(self) -> list[XenDomainInfo]:
+        """The domain list (``domain_list`` -> ``next_in_list``), bounded and cycle-guarded."""
+        vmci = self.vmcoreinfo
+        head = vmci.symbol("domain_list")
+        id_off, next_off = vmci.offset("domain.domain_id"), vmci.offset("domain.next_in_list")
+        if head is None or id_off is None or next_off is None:
+            return []
+        out: list[XenDomainInfo] = []
+        seen: set[int] = set()
+        d = self.u64(head)
+        while d and d not in seen and len(out) < MAX_DOMAINS:
+            seen.add(d)
+            domid = int.from_bytes(self.read(d + id_off, 2), "little")
+            out.append(XenDomainInfo(domid, d))
+            d = self.u64(d + next_off)
+        self._assign_pages(out)
+        return out
+
+    def _assign_pages(self, domains: list[XenDomainInfo]) -> None:
+        """Give each domain its machine frames: the frame table names each page's owner."""
+        vmci = self.vmcoreinfo
+        ft_ptr, max_page_sym = vmci.symbol("frame_table"), vmci.symbol("max_page")
+        size, owner_off = vmci.size("page_info"), vmci.offset("page_info._domain")
+        if None in (ft_ptr, max_page_sym, size, owner_off):
+            return
+        assert ft_ptr is not None and max_page_sym is not None and size is not None and owner_off is not None
+        frame_table = self.u64(ft_ptr)
+        max_page = min(self.u64(max_page_sym), MAX_PAGES)
+        by_pdx = {(d.address - DIRECTMAP_VIRT_START) >> 12: d for d in domains}
+        step = 4096 // size * 256  # entries per read (1 MiB at 32 bytes an entry)
+        for first in range(0, max_page, step):
+            n = min(step, max_page - first)
+            try:
+                raw = self.read(frame_table + first * size, n * size)
+            except MemoryFault:
+                continue
+            for i in range(n):
+                pdx = struct.unpack_from("<I", raw, i * size + owner_off)[0]
+                if pdx:
+                    d = by_pdx.get(pdx)
+                    if d is not None:
+                        d.mfns.append(first + i)
+
+    def m2p(self, mfns: "array[int]") -> dict[int, int]:
+        """pfn -> mfn for the given machine frames, from Xen's M2P table
+        (read a page of it at a time: 512 frames)."""
+        out: dict[int, int] = {}
+        chunk: tuple[int, array[int]] | None = None
+        for mfn in mfns:
+            base = mfn & ~511
+            if chunk is None or chunk[0] != base:
+                try:
+                    chunk = (base, array("Q", self.read(RO_MPT_VIRT_START + 8 * base, 4096)))
+                except MemoryFault:
+                    chunk = (base, array("Q"))
+            entries = chunk[1]
+            if mfn - base < len(entries):
+                pfn = entries[mfn - base]
+                if pfn < MAX_PAGES:
+                    out[pfn] = mfn
+        return out
+
+
+def find_xen(dump: Dump) -> XenHypervisor | None:
+    """Xen, if ``dump`` is a Xen hypervisor kdump (its notes say so)."""
+    vmci = None
+    info = None
+    cr3s: list[int] = []
+    for n in dump.notes:
+        if n.name == "VMCOREINFO_XEN":
+            vmci = VmcoreInfo.from_bytes(n.desc)
+        elif n.name == "Xen" and n.type == CRASH_INFO and len(n.desc) >= 80:
+            info = struct.unpack_from("<10Q", n.desc)
+        elif n.name == "Xen" and n.type == CRASH_REGS and len(n.desc) >= 32:
+            cr3s.append(struct.unpack_from("<4Q", n.desc)[2])
+    if vmci is None or info is None:
+        return None
+    major, minor, extra_ma = info[0], info[1], info[2]
+    version = f"{major}.{minor}"
+    try:
+        extra = dump.read_phys(extra_ma, 64).split(b"\0", 1)[0].decode("ascii", "replace")
+        version += extra
+    except MemoryFault:
+        pass
+    try:
+        return XenHypervisor(dump, vmci, info[8], cr3s, version)
+    except ValueError:
+        return None
