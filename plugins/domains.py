@@ -1,0 +1,64 @@
+"""``domains`` and ``pcpus``: the guests of a machine, and a hypervisor's
+physical CPUs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from analyzer.plugin import Need, Plugin
+from analyzer.results import Column, KeyValues, Kind, Result, Table
+from analyzer.session import Session
+
+XEN = Need("a Xen hypervisor dump", lambda s: None if s.machine.xen is not None else
+           "no Xen hypervisor in this dump (no Xen crash notes)")
+
+
+class Domains(Plugin):
+    name = "domains"
+    help = "the machine's domains (guests): id, type, memory, vCPUs, kernel"
+    description = """\
+Every domain of the machine: a plain Linux dump is one domain (0); a Xen
+hypervisor dump has Domain-0 and each guest, found through Xen's domain
+list, with its memory from the frame table and the M2P; a KVM/QEMU
+snapshot is its one guest.  Select one for other plugins with --domain N.
+
+examples:
+  vmcrash run domains xen-host.vmcore
+  vmcrash run ps xen-host.vmcore --domain 1
+"""
+
+    def run(self, session: Session, **options: Any) -> Result:
+        m = session.machine
+        result = Result(self.name)
+        if m.hypervisor:
+            kv = KeyValues(title="hypervisor")
+            for k, v in m.hypervisor.items():
+                kv.add(k, v, Kind.ADDRESS if k == "xen_phys_start" else Kind.STR)
+            result.add(kv)
+        t = Table([Column("id", Kind.INT), Column("name"), Column("type"), Column("memory", Kind.SIZE),
+                   Column("vcpus", Kind.INT), Column("kernel")])
+        for d in m.domains:
+            mem = sum(r.size for r in d.memory_ranges())
+            release = d.vmcoreinfo.osrelease if d.vmcoreinfo else None
+            t.add(d.id, d.name, d.type, mem, len(d.vcpus), release)
+        result.add(t)
+        return result
+
+
+class Pcpus(Plugin):
+    name = "pcpus"
+    help = "Xen's physical CPUs at the crash: registers and page-table root"
+    needs = (XEN,)
+
+    def run(self, session: Session, **options: Any) -> Result:
+        xen = session.machine.xen
+        assert xen is not None
+        result = Result(self.name, mode="Xen crash notes (no xen-syms)")
+        t = Table([Column("pcpu", Kind.INT), Column("rip", Kind.REGISTER), Column("rsp", Kind.REGISTER),
+                   Column("cr3", Kind.ADDRESS)])
+        cpus = session.dump.cpus
+        for i, cr3 in enumerate(xen.pcpu_cr3):
+            regs = cpus[i].registers if i < len(cpus) else {}
+            t.add(i, regs.get("rip"), regs.get("rsp"), cr3)
+        result.add(t)
+        return result
