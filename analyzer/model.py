@@ -45,12 +45,14 @@ class Domain:
                  ranges: Callable[[], list[PhysRange]],
                  cpu_states: list[CpuState] | None = None,
                  read_machine: Callable[[int, int], bytes] | None = None,
-                 pfn_to_mfn: Callable[[int], int | None] | None = None) -> None:
+                 pfn_to_mfn: Callable[[int], int | None] | None = None,
+                 mfn_to_pfn: Callable[[int], int | None] | None = None) -> None:
         self.id = id
         self._ranges = ranges
         #: For a Xen PV guest: its page tables hold machine frames, read here.
         self.read_machine = read_machine
         self.pfn_to_mfn = pfn_to_mfn
+        self.mfn_to_pfn = mfn_to_pfn
         self.name = name
         self.type = type
         self.vcpus = vcpus
@@ -156,7 +158,8 @@ def _xen_machine(dump: Dump, xen: "XenHypervisor") -> Machine:
         found = scan_for_vmcoreinfo(mem.ranges(), mem.read_phys)
         domains.append(Domain(info.id, name="Domain-0" if info.id == 0 else None, type="pv", vcpus=[],
                               read_phys=mem.read_phys, vmcoreinfo=found[0] if found else None,
-                              ranges=mem.ranges, read_machine=dump.read_phys, pfn_to_mfn=mem.p2m.get))
+                              ranges=mem.ranges, read_machine=dump.read_phys, pfn_to_mfn=mem.p2m.get,
+                              mfn_to_pfn={m: p for p, m in mem.p2m.items()}.get))
     machine = Machine(dump, domains)
     machine.hypervisor = {"name": "xen", "version": xen.version, "panic": None,
                           "xen_phys_start": xen.xen_phys_start, "pcpus": len(xen.pcpu_cr3)}
@@ -175,4 +178,4 @@ def _xendump_domain(dump: "XenDump", vcpus: list[VCpu]) -> Domain:
     return Domain(0, name=None, type="pv" if pv else "hvm", vcpus=vcpus, read_phys=dump.read_phys,
                   vmcoreinfo=vmci, ranges=dump.ranges, cpu_states=dump.cpus,
                   read_machine=dump.read_machine if pv else None,
-                  pfn_to_mfn=dump.p2m.get if pv else None)
+                  pfn_to_mfn=dump.p2m.get if pv else None, mfn_to_pfn=dump.m2p.get if pv else None)

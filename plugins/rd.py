@@ -31,12 +31,14 @@ examples:
                positional=True, required=True, metavar="ADDR"),
         Option("length", "how many bytes (default 64)", type=parse_int, default=64,
                positional=True, metavar="LEN"),
-        Option("physical", "ADDR is a physical address", type=bool, default=False),
+        Option("physical", "ADDR is a (guest-)physical address", type=bool, default=False),
+        Option("machine", "ADDR is a machine address (a Xen PV guest's frames; physical elsewhere)",
+               type=bool, default=False),
     )
 
     @classmethod
     def why_not(cls, session: Session, options: dict[str, Any] | None = None) -> str | None:
-        if options and options.get("physical"):
+        if options and (options.get("physical") or options.get("machine")):
             return None
         reason = KERNEL_PAGE_TABLES.check(session)
         return f"needs {KERNEL_PAGE_TABLES.name}: {reason} (or use --physical)" if reason else None
@@ -47,8 +49,11 @@ examples:
         if not 0 < length <= MAX_RD:
             raise PluginError(f"length must be between 1 and {MAX_RD}")
         domain = session.domain
-        if options["physical"]:
-            space = "physical"
+        if options.get("machine"):
+            space = "machine-physical"
+            read = domain.read_machine or domain.read_phys
+        elif options["physical"]:
+            space = "guest-physical" if domain.read_machine else "physical"
             read = domain.read_phys
         else:
             vm = domain.kernel_memory

@@ -50,6 +50,10 @@ examples:
         summary.add("virtual", address, Kind.ADDRESS)
         if walk.result is not None:
             summary.add(str(walk.result.space), walk.result.addr, Kind.ADDRESS)
+            if domain.mfn_to_pfn is not None:  # a PV guest's tables give machine frames
+                pfn = domain.mfn_to_pfn(walk.result.addr >> 12)
+                summary.add("guest-physical", None if pfn is None else (pfn << 12) | (walk.result.addr & 0xFFF),
+                            Kind.ADDRESS)
             summary.add("page size", walk.page_size, Kind.SIZE)
         summary.add("paging", walk.fmt.name)
         how = "--cr3" if cr3 is not None else domain.kernel_paging.how  # type: ignore[union-attr]

@@ -47,9 +47,15 @@ def _archive(sample: str, name: str) -> str | None:
     return facts(sample).get("files", {}).get(name, {}).get("archive")
 
 
+def _derived_from(sample: str, name: str) -> str | None:
+    if not os.path.isfile(os.path.join(SAMPLES, sample, "facts.json")):
+        return None
+    return facts(sample).get("files", {}).get(name, {}).get("derived_from")
+
+
 def all_dumps() -> list[tuple[str, str]]:
     return [(s, f) for s in sample_names() for f in dump_files(s)
-            if os.path.exists(os.path.join(SAMPLES, s, _archive(s, f) or f))]
+            if os.path.exists(os.path.join(SAMPLES, s, _archive(s, f) or _derived_from(s, f) or f))]
 
 
 def path(sample: str, name: str) -> str:
@@ -58,6 +64,9 @@ def path(sample: str, name: str) -> str:
     archive = _archive(sample, name)
     if archive is not None:
         return _from_archive(sample, archive, name)
+    origin = _derived_from(sample, name)
+    if origin is not None:
+        return _derive(sample, origin, name)
     src = os.path.join(SAMPLES, sample, name)
     if not name.endswith(".xz"):
         return src
@@ -89,6 +98,24 @@ def _from_archive(sample: str, archive: str, name: str) -> str:
                     tar.extract(member, dst_dir, filter="data")
         open(done, "w").close()
     return os.path.join(dst_dir, name)
+
+
+def _derive(sample: str, origin: str, name: str) -> str:
+    """A sample derived from a real one by a recipe script (the snappy kdump:
+    no Debian makedumpfile writes snappy), made once into the cache."""
+    import subprocess
+    import sys
+
+    src = path(sample, origin)
+    st = os.stat(src)
+    key = hashlib.sha256(f"{src}:{st.st_size}:{st.st_mtime_ns}:{name}".encode()).hexdigest()[:16]
+    dst = os.path.join(CACHE, sample, key, name)
+    if not os.path.exists(dst):
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        tool = os.path.join(SAMPLES, "recipe", "reencode_snappy.py")
+        subprocess.run([sys.executable, tool, src, dst + ".tmp"], check=True, capture_output=True)
+        os.replace(dst + ".tmp", dst)
+    return dst
 
 
 def stored_name(name: str) -> str:
