@@ -74,6 +74,32 @@ async def test_memory_at_a_register_and_follow_a_pointer(app):
         assert app.mem_address == vm.read_u64(slot)
 
 
+async def test_a_task_in_the_tree_shows_its_stack(app):
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _loaded(app, pilot)
+        from textual.widgets import Tree
+
+        tree = app.query_one("#machine-tree", Tree)
+        app.action_show_tab("machine")
+        node = next(n for n in _walk(tree.root) if (n.data or {}).get("kind") == "task"
+                    and n.data["task"]["comm"] == "vmcrash-sleeper")
+        node.parent.expand()
+        await pilot.pause()
+        tree.move_cursor(node)
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if "stack (" in str(app.query_one("#details-text").render()):
+                break
+        text = str(app.query_one("#details-text").render())
+        assert "schedule" in text and "nanosleep" in text
+
+
+def _walk(node):
+    yield node
+    for c in node.children:
+        yield from _walk(c)
+
+
 async def test_plugin_from_the_palette_shows_a_table(app):
     async with app.run_test(size=(100, 30)) as pilot:
         await _loaded(app, pilot)

@@ -260,6 +260,11 @@ class VmcrashApp(App[None]):
                         name = f.get("symbol_name") or f["symbol"]
                         if name not in PANIC_MACHINERY and name not in ("machine_kexec",) and not f.get("inline"):
                             self.crash_node = fn
+            if d["tasks"]:
+                tn = dn.add(f"tasks ({len(d['tasks'])})", data={"kind": "tasks", "domain": d})
+                for t in d["tasks"]:
+                    tn.add_leaf(f"{t['pid']:>6} {t['state']} {t['comm']}",
+                                data={"kind": "task", "task": t, "domain": d})
         tree.root.expand()
 
     def _fill_log(self, a: Analysis, pattern: str) -> None:
@@ -308,6 +313,25 @@ class VmcrashApp(App[None]):
         data = event.node.data or {}
         self.selected = data
         self.query_one("#details-text", Static).update(self._details(data))
+        if data.get("kind") == "task":
+            self._task_stack(data)
+
+    @work(thread=True, exclusive=True, group="task-stack")
+    def _task_stack(self, data: dict[str, Any]) -> None:
+        """A task's stack, unwound in a worker (it reads the dump)."""
+        t = data["task"]
+        try:
+            linux = self.session.linux(self.session.machine.domain(data["domain"]["id"]))
+            frames, method = linux.best_stack_of_task(linux.find_task(t["pid"]))
+            text = "\n".join([f"PID {t['pid']} ({t['comm']})  state {t['state']}  CPU {t['cpu']}",
+                              f"stack ({method}):"] + [f"  #{f.index:<2} {f.where}" for f in frames])
+        except Exception as e:  # noqa: BLE001 - shown in place
+            text = f"PID {t['pid']}: cannot unwind: {e}"
+        self.call_from_thread(self._show_task_stack, data, text)
+
+    def _show_task_stack(self, data: dict[str, Any], text: str) -> None:
+        if self.selected is data:
+            self.query_one("#details-text", Static).update(text)
 
     def _details(self, data: dict[str, Any]) -> str:
         kind = data.get("kind")
@@ -328,6 +352,9 @@ class VmcrashApp(App[None]):
                 "",
                 "d: disassembly around this pc   g/x: memory",
             ])
+        if kind == "task":
+            t = data["task"]
+            return f"PID {t['pid']} ({t['comm']})  state {t['state']}  CPU {t['cpu']}\nunwinding…"
         if kind == "domain":
             d = data["domain"]
             return f"domain {d['id']} ({d['type']})\n{d.get('mode') or ''}\n{len(d['tasks'])} tasks"
