@@ -83,16 +83,15 @@ def test_panic_and_crashed_stack_match_crash(sample, with_debug, vmlinux):
     assert panic["cpu"] == want["cpu"]
     assert (panic["pid"], panic["comm"]) == (want["pid"], want["comm"])
     crash_names = _past_machinery(facts["backtraces"][str(want["cpu"])])[:4]
-    if with_debug:
-        assert panic["stack_method"] == "unwind"
-        ours = _past_machinery([f["symbol_name"] or f["symbol"] for f in panic["stack"]
-                                if not f["inline"] and (f["symbol_name"] or f["symbol"])])
-        assert ours[:len(crash_names)] == crash_names
-    else:
-        # No vmlinux: unwound with the ORC tables in the dump's own memory.
-        assert panic["stack_method"] == "orc"
-        ours = _past_machinery([f["symbol"] for f in panic["stack"] if f["symbol"]])
-        assert ours[:len(crash_names)] == crash_names
+    assert panic["stack_method"] in (("unwind", "orc") if with_debug else ("orc",))
+    ours = _past_machinery([f["symbol_name"] or f["symbol"] for f in panic["stack"]
+                            if not f["inline"] and (f["symbol_name"] or f["symbol"])])
+    if "rip" in want:
+        # An oops: crash prints the faulting function as "[exception RIP: ...]"
+        # and not among its frames; we list it first.
+        assert ours[0] == want["rip"].split("+")[0]
+    it = iter(ours)
+    assert all(name in it for name in crash_names), (crash_names, ours)  # crash's frames, in order
 
 
 @pytest.mark.parametrize("sample", PANIC_SAMPLES)
@@ -111,8 +110,17 @@ def test_orc_from_memory_unwinds_like_drgn_with_vmlinux(sample, vmlinux):
     with _open(sample, False, None) as plain, _open(sample, True, vmlinux) as debug:
         for v in plain.domain.vcpus:
             ours = [f.pc for f in plain.linux().orc_stack(v.registers)]
-            theirs = [f.pc for f in debug.linux().stack_of_cpu(v.id) if not f.inline]
-            assert ours[:len(theirs)] == theirs[:len(ours)] and len(ours) >= min(len(theirs), 2), v.id
+            theirs = []
+            for f in debug.linux().stack_of_cpu(v.id):
+                if f.inline:
+                    continue
+                if f.symbol is None and f.pc >= 1 << 63:
+                    break  # drgn lost the CFI before here: this frame and the rest are guesses
+                theirs.append(f.pc)
+            n = min(len(ours), len(theirs))
+            # the same frames as far as both go (drgn stops at code it has no
+            # CFI for, such as a module's init text; ORC goes on)
+            assert ours[:n] == theirs[:n] and len(ours) >= min(len(theirs), 2), v.id
 
 
 @pytest.mark.parametrize("sample", LINUX_SAMPLES)

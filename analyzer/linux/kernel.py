@@ -236,12 +236,21 @@ class LinuxGuest:
         """The stack of ``cpu``'s task and how it was found: "unwind" (drgn,
         with debug info), "orc" (the ORC tables in the dump's memory), or
         "scan" (kernel-text words on the stack)."""
+        regs = next((v.registers for v in self.domain.vcpus if v.id == cpu), None)
         if self.kp.can_unwind:
             try:
-                return self.stack_of_cpu(cpu), "unwind"
+                frames = self.stack_of_cpu(cpu)
             except (LookupError, ValueError, drgn.FaultError):
-                pass
-        regs = next((v.registers for v in self.domain.vcpus if v.id == cpu), None)
+                frames = []
+            if frames and (frames[-1].pc < 1 << 63 or not regs):
+                return frames, "unwind"  # drgn got down to user space (or nothing else can)
+            # drgn stopped inside the kernel (code it has no CFI for, such as a
+            # module's init text): the ORC tables in memory may go further.
+            orc = self.orc_stack(regs) if regs else []
+            if len(orc) > len([f for f in frames if not f.inline]):
+                return orc, "orc"
+            if frames:
+                return frames, "unwind"
         if not regs:
             return [], "none"
         return self.stack_from_registers(regs)

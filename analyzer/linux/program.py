@@ -169,6 +169,10 @@ def open_program(domain: Domain, *, native_path: str | None = None, vmlinux: str
             symbols = f"vmlinux: {path}"
         except LookupError:
             notes.append(f"{path} has no usable debug info for this kernel (build ID mismatch?)")
+        else:
+            # Last in line: names for module code no debug file covers (a
+            # module's init text, modules without .ko files).
+            _add_module_kallsyms(prog, notes, index=-1)
     if types == "none":
         from drgn.helpers.linux.kallsyms import load_vmlinux_kallsyms
 
@@ -199,7 +203,18 @@ def _try_btf(prog: drgn.Program, notes: list[str]) -> str:
     except LookupError:
         notes.append("the kernel's BTF has no struct task_struct")
         return "none"
+    # With types, the modules' own kallsyms can be read too (struct module).
+    _add_module_kallsyms(prog, notes, index=1)
     return "BTF (from the dump)"
+
+
+def _add_module_kallsyms(prog: drgn.Program, notes: list[str], index: int) -> None:
+    from drgn.helpers.linux.kallsyms import load_module_kallsyms
+
+    try:
+        prog.register_symbol_finder("vmcrash-module-kallsyms", load_module_kallsyms(prog), enable_index=index)
+    except Exception as e:  # noqa: BLE001 - drgn raises several kinds here; modules are optional
+        notes.append(f"module symbols could not be read: {e}")
 
 
 def _module_files(debuginfo: Sequence[str]) -> list[str]:
