@@ -12,7 +12,7 @@ import samples
 from analyzer.triage import PANIC_MACHINERY, triage
 
 LINUX_SAMPLES = [s for s in samples.sample_names() if samples.primary_dump(s)]
-PANIC_SAMPLES = [s for s in LINUX_SAMPLES if samples.facts(s).get("panic")]
+PANIC_SAMPLES = [s for s in LINUX_SAMPLES if (samples.facts(s).get("panic") or {}).get("cpu") is not None]
 _TS = re.compile(r"^\[\s*\d+\.\d+\] ")
 
 
@@ -117,6 +117,8 @@ def test_orc_from_memory_unwinds_like_drgn_with_vmlinux(sample, vmlinux):
                 if f.symbol is None and f.pc >= 1 << 63:
                     break  # drgn lost the CFI before here: this frame and the rest are guesses
                 theirs.append(f.pc)
+                if f.pc < 1 << 63:
+                    break  # user space: neither unwinder goes on meaningfully
             n = min(len(ours), len(theirs))
             # the same frames as far as both go (drgn stops at code it has no
             # CFI for, such as a module's init text; ORC goes on)
