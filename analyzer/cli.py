@@ -278,10 +278,14 @@ def cmd_extract(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     with Session(args.dump, domain=args.domain) as session:
         dom = session.domain
-        state = session.dump.page_state if len(session.machine.domains) == 1 else None
-        if state is None:
-            print("vmcrash: extract of one domain of a multi-domain dump is not available yet", file=sys.stderr)
-            return EXIT_USAGE
+        if len(session.machine.domains) == 1 and not session.machine.hypervisor:
+            state = session.dump.page_state
+        else:  # one guest of a hypervisor dump: its pages are the ones its p2m maps
+            from .dump import PageState
+
+            def state(pfn: int) -> PageState:
+                return PageState.PRESENT if dom.pfn_to_mfn and dom.pfn_to_mfn(pfn) is not None else \
+                    PageState.ABSENT
         with progress_bar(f"writing {args.output}") as update:
             counts = write_elf_vmcore(dom, state, args.output, page_size=session.dump.page_size,
                                       force=args.force, progress=update)

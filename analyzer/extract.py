@@ -65,7 +65,13 @@ def write_elf_vmcore(domain: Domain, page_state: Callable[[int], PageState], out
                      page_size: int = 4096, force: bool = False,
                      progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
     """Write ``domain`` to ``out_path``; returns counts for the user.  Refuses
-    to overwrite an existing file unless ``force``."""
+    to overwrite an existing file unless ``force``.  A Xen PV guest's page
+    tables are canonicalised (machine frames turned into its own frames)."""
+    rewrite: Callable[[int, bytes], bytes] | None = None
+    if domain.is_pv:
+        from .xen.canonical import canonicalizer
+
+        rewrite = canonicalizer(domain)
     runs = list(present_runs(domain, page_state, page_size))
     notes = b""
     for v in domain.vcpus:
@@ -101,7 +107,8 @@ def write_elf_vmcore(domain: Domain, page_state: Callable[[int], PageState], out
         f.seek(-(-(data_off + len(notes)) // page_size) * page_size)
         for start, end in runs:
             for pfn in range(start, end):
-                f.write(domain.read_phys(pfn * page_size, page_size))
+                page = domain.read_phys(pfn * page_size, page_size)
+                f.write(rewrite(pfn, page) if rewrite is not None else page)
                 done += 1
                 if progress is not None and done % 1024 == 0:
                     progress(done, total)
