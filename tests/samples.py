@@ -53,9 +53,15 @@ def _derived_from(sample: str, name: str) -> str | None:
     return facts(sample).get("files", {}).get(name, {}).get("derived_from")
 
 
+def _available(sample: str, name: str, depth: int = 0) -> bool:
+    origin = _derived_from(sample, name)
+    if origin is not None:
+        return depth < 4 and _available(sample, origin, depth + 1)
+    return os.path.exists(os.path.join(SAMPLES, sample, _archive(sample, name) or name))
+
+
 def all_dumps() -> list[tuple[str, str]]:
-    return [(s, f) for s in sample_names() for f in dump_files(s)
-            if os.path.exists(os.path.join(SAMPLES, s, _archive(s, f) or _derived_from(s, f) or f))]
+    return [(s, f) for s in sample_names() for f in dump_files(s) if _available(s, f)]
 
 
 def path(sample: str, name: str) -> str:

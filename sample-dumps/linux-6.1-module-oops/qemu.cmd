@@ -1,0 +1,1 @@
+timeout 1800 qemu-system-x86_64 -machine q35 -cpu max -smp 2 -m 128M -display none -no-reboot -monitor none -serial file:/work/build/run-oops/console.log -kernel /work/build/run-oops/bzImage -initrd /work/build/run-oops/initramfs.cpio.gz -append console=ttyS0 crashkernel=48M vmcrash.mode=oops vmcrash.raw=0 -virtfs local,path=/work/build/run-oops,mount_tag=out,security_model=none
