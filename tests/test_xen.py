@@ -82,3 +82,52 @@ class TestXendump:
         prog.load_debug_info([samples.vmlinux()])
         assert sorted(int(x.pid) for x in for_each_task(prog)) == [p for p, *_ in _crash_ps(
             XENDUMP, "crash806-xendump.ps.txt")]
+
+
+@pytest.mark.skipif(HVDUMP not in samples.sample_names(), reason="hypervisor kdump sample missing")
+class TestHypervisorKdump:
+    @pytest.fixture(scope="class")
+    def session(self):
+        with analyzer.open(samples.path(HVDUMP, "vmcore.elf.xz")) as s:
+            yield s
+
+    def test_xen_found_from_its_notes(self, session):
+        facts = samples.facts(HVDUMP)
+        hv = session.machine.hypervisor
+        assert hv is not None and hv["name"] == "xen"
+        assert hv["version"] == facts["xen_version"]
+        assert hv["xen_phys_start"] == int(facts["hypervisor"]["xen_phys_start"], 16)
+        assert hv["pcpus"] == facts["hypervisor"]["pcpus"]
+
+    def test_domains_and_their_memory_equal_xl(self, session):
+        facts = samples.facts(HVDUMP)
+        ours = {d.id: d for d in session.machine.domains}
+        assert sorted(ours) == sorted(d["id"] for d in facts["domains"])
+        for d in facts["domains"]:
+            mem_kb = sum(r.size for r in ours[d["id"]].memory_ranges()) // 1024
+            # xl counts the domain's allocation; the frame table also owns a
+            # couple of special pages (shared info, console ring)
+            assert abs(mem_kb - d["max_memkb"]) <= 64, (d["id"], mem_kb, d["max_memkb"])
+
+    @pytest.mark.parametrize("domid", [0, 1])
+    def test_each_guest_kernel_is_analysed_inside_the_hypervisor_dump(self, session, domid):
+        facts = next(d for d in samples.facts(HVDUMP)["domains"] if d["id"] == domid)
+        linux = session.linux(session.machine.domain(domid))
+        assert linux.release == facts.get("kernel_release", "6.1.192-vmcrash")
+        ours = {t.pid: t.comm for t in linux.tasks()}
+        theirs = facts.get("tasks_in_guest") or facts.get("tasks") or []
+        named = [t for t in theirs if t["comm"].startswith(("vmcrash-", "xl", "xenstored", "xenconsoled", "init"))]
+        assert named, "facts have no user tasks to compare"
+        for t in named:
+            assert ours.get(t["pid"], "").startswith(t["comm"][:15]), t
+        assert linux.log_lines()
+
+    def test_domains_plugin_and_ps_by_domain(self, session, capsys):
+        assert main(["run", "domains", session.path, "--json"]) == EXIT_OK
+        import json
+
+        obj = json.loads(capsys.readouterr().out)
+        rows = obj["sections"][1]["rows"]
+        assert [r["id"] for r in rows] == [0, 1] and all(r["kernel"] for r in rows)
+        assert main(["run", "ps", session.path, "--domain", "1", "--state", "R"]) in (EXIT_OK,)
+        assert "vmcrash-spinner" in capsys.readouterr().out
