@@ -11,7 +11,7 @@ import analyzer
 import samples
 from analyzer.triage import PANIC_MACHINERY, triage
 
-LINUX_SAMPLES = [s for s in samples.sample_names() if samples.primary_dump(s)]
+LINUX_SAMPLES = [s for s in samples.sample_names() if samples.primary_dump(s) and "release" in samples.facts(s)]
 PANIC_SAMPLES = [s for s in LINUX_SAMPLES if (samples.facts(s).get("panic") or {}).get("cpu") is not None]
 _TS = re.compile(r"^\[\s*\d+\.\d+\] ")
 
