@@ -125,7 +125,7 @@ class Machine:
         raise KeyError(f"no domain {id} in this dump (domains: {', '.join(str(d.id) for d in self.domains)})")
 
 
-def machine_from_dump(dump: Dump) -> Machine:
+def machine_from_dump(dump: Dump, xen_syms: str | None = None) -> Machine:
     from .xen.xendump import XenDump
 
     vcpus = [VCpu(id=c.cpu, registers=dict(c.registers), running="offline" not in c.sources, pid=c.pid,
@@ -135,6 +135,10 @@ def machine_from_dump(dump: Dump) -> Machine:
     from .xen.hypervisor import find_xen
 
     xen = find_xen(dump)
+    if xen is None and xen_syms is not None:
+        from .xen.hypervisor import find_xen_with_syms
+
+        xen = find_xen_with_syms(dump, xen_syms)
     if xen is not None:
         return _xen_machine(dump, xen)
     guest = Domain(0, name=None, type="guest", vcpus=vcpus, read_phys=dump.read_phys,

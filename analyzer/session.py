@@ -43,12 +43,15 @@ class Session:
 
     @cached_property
     def machine(self) -> Machine:
-        return machine_from_dump(self.dump)
+        return machine_from_dump(self.dump, xen_syms=self.xen_syms)
 
     @property
     def domain(self) -> Domain:
         """The selected domain (``--domain``), or the first."""
-        return self.machine.domain(self.domain_id)
+        try:
+            return self.machine.domain(self.domain_id)
+        except KeyError as e:
+            raise PluginError(str(e).strip("'\"")) from None
 
     @property
     def vcpu(self) -> VCpu | None:

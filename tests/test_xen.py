@@ -131,3 +131,29 @@ class TestHypervisorKdump:
         assert [r["id"] for r in rows] == [0, 1] and all(r["kernel"] for r in rows)
         assert main(["run", "ps", session.path, "--domain", "1", "--state", "R"]) in (EXIT_OK,)
         assert "vmcrash-spinner" in capsys.readouterr().out
+
+
+HOST = "xen-host-qemu"
+
+
+@pytest.mark.skipif(HOST not in samples.sample_names(), reason="host QEMU sample missing")
+def test_xen_found_in_a_qemu_host_dump_with_xen_syms():
+    """No Xen notes at all: a CPU's CR3 locates Xen, xen-syms gives the
+    symbols and offsets, capstone reads the version out of Xen's code."""
+    facts = samples.facts(HOST)
+    xen_syms = samples.path("xen-kernel", "xen-syms.xz")
+    with analyzer.open(samples.path(HOST, "host.elf.xz"), xen_syms=xen_syms) as s:
+        hv = s.machine.hypervisor
+        assert hv is not None and hv["version"] == facts["xen_version"]
+        assert hv["xen_phys_start"] == int(facts["hypervisor"]["xen_phys_start"], 16)
+        assert sorted(d.id for d in s.machine.domains) == sorted(d["id"] for d in facts["domains"])
+        spinner = [t for t in s.linux(s.machine.domain(1)).tasks() if t.comm == "vmcrash-spinner"]
+        assert spinner and spinner[0].state == "R"
+    with analyzer.open(samples.path(HOST, "host.elf.xz")) as s:  # without xen-syms: not found (yet)
+        assert s.machine.hypervisor is None
+
+
+def test_an_unknown_domain_is_a_usage_error(capsys):
+    path = samples.path("linux-6.1-sysrq", "vmcore.kdump-zlib")
+    assert main(["run", "ps", path, "--domain", "7"]) == 2
+    assert "no domain 7" in capsys.readouterr().err

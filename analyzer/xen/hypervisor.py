@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import struct
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -31,7 +32,7 @@ from ..spaces import Space
 from ..translate import LinearMap, VirtualMemory
 from ..vmcoreinfo import VmcoreInfo
 
-__all__ = ["XenHypervisor", "XenDomainInfo", "find_xen", "XEN_VIRT_START", "DIRECTMAP_VIRT_START"]
+__all__ = ["XenHypervisor", "XenDomainInfo", "find_xen", "find_xen_with_syms", "XEN_VIRT_START", "DIRECTMAP_VIRT_START"]
 
 CRASH_INFO, CRASH_REGS = 0x1000001, 0x1000002
 XEN_VIRT_START = 0xFFFF82D040000000
@@ -78,6 +79,10 @@ class XenHypervisor:
             if maddr is not None and m.translate(vaddr + size - 1) is not None:
                 return self.dump.read_phys(maddr, size)
         return self.memory.read(vaddr, size)
+
+    def read_image(self, vaddr: int, size: int) -> bytes:
+        """Read Xen's own image (text and data) by its virtual address."""
+        return self.dump.read_phys(vaddr - XEN_VIRT_START + self.xen_phys_start, size)
 
     def u64(self, vaddr: int) -> int:
         return int.from_bytes(self.read(vaddr, 8), "little")
@@ -171,3 +176,83 @@ def find_xen(dump: Dump) -> XenHypervisor | None:
         return XenHypervisor(dump, vmci, info[8], cr3s, version)
     except ValueError:
         return None
+
+
+def _function_constant(read: Callable[[int, int], bytes], address: int) -> int | str | None:
+    """What a tiny Xen function like xen_major_version() or
+    xen_extra_version() returns: an immediate, or a string it points at."""
+    import capstone
+
+    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+    md.detail = True
+    try:
+        code = read(address, 32)
+    except MemoryFault:
+        return None
+    for insn in md.disasm(code, address):
+        if insn.mnemonic == "mov" and len(insn.operands) == 2 and insn.operands[1].type == capstone.x86.X86_OP_IMM:
+            return int(insn.operands[1].imm)
+        if insn.mnemonic == "lea" and insn.operands[1].type == capstone.x86.X86_OP_MEM:
+            target = insn.address + insn.size + insn.operands[1].mem.disp
+            try:
+                return read(target, 64).split(b"\0", 1)[0].decode("ascii", "replace")
+            except MemoryFault:
+                return None
+        if insn.mnemonic == "ret":
+            break
+    return None
+
+
+def find_xen_with_syms(dump: Dump, xen_syms: str) -> XenHypervisor | None:
+    """Xen in a machine dump that has no Xen notes (a QEMU dump of the whole
+    host), with xen-syms for its symbols and types: a CPU's CR3 (every page
+    table holds Xen's mappings) locates the image, DWARF gives the offsets
+    VMCOREINFO_XEN would have."""
+    import drgn
+
+    from ..paging import X86_64_4LEVEL as L4
+
+    from elftools.elf.elffile import ELFFile
+
+    with open(xen_syms, "rb") as f:  # where xen-syms is linked, so drgn applies no bias
+        loads = [seg for seg in ELFFile(f).iter_segments() if seg["p_type"] == "PT_LOAD" and seg["p_memsz"]]
+        if not loads:
+            return None
+        low = min(seg["p_vaddr"] for seg in loads)
+        high = max(seg["p_vaddr"] + seg["p_memsz"] for seg in loads)
+    prog = drgn.Program(drgn.Platform(drgn.Architecture.X86_64,
+                                      drgn.PlatformFlags.IS_64_BIT | drgn.PlatformFlags.IS_LITTLE_ENDIAN))
+    module = prog.extra_module("xen-syms", create=True)
+    module.address_range = (low, high)
+    module.try_file(xen_syms, force=True)
+    try:
+        dom, page = prog.type("struct domain"), prog.type("struct page_info")
+        sym = {n: prog.symbol(n).address for n in ("domain_list", "max_page", "_frame_table.0", "idle_pg_table",
+                                                     "xen_major_version", "xen_minor_version", "xen_extra_version")}
+        offsets = (drgn.offsetof(dom, "domain_id"), drgn.offsetof(dom, "next_in_list"),
+                   drgn.offsetof(page, "v.inuse._domain"))
+    except (LookupError, ValueError):
+        return None
+    cr3s = [c.registers["cr3"] for c in dump.cpus if c.registers.get("cr3")]
+    xen_phys_start = None
+    for cr3 in cr3s:
+        w = PageTableWalker(L4, cr3, TableReader(dump.read_phys), table_space=Space.MADDR).walk(low)
+        if w.result is not None:
+            xen_phys_start = w.result.addr - (low - XEN_VIRT_START)
+            break
+    if xen_phys_start is None:
+        return None
+    text = "\n".join([
+        "PAGESIZE=4096",
+        f"SYMBOL(domain_list)={sym['domain_list']:x}", f"SYMBOL(max_page)={sym['max_page']:x}",
+        f"SYMBOL(frame_table)={sym['_frame_table.0']:x}", f"SYMBOL(pgd_l4)={sym['idle_pg_table']:x}",
+        f"SIZE(page_info)={page.size}", f"SIZE(domain)={dom.size}",
+        f"OFFSET(domain.domain_id)={offsets[0]}", f"OFFSET(domain.next_in_list)={offsets[1]}",
+        f"OFFSET(page_info._domain)={offsets[2]}",
+    ])
+    hv = XenHypervisor(dump, VmcoreInfo(text), xen_phys_start, cr3s, None)
+    major, minor, extra = (_function_constant(hv.read_image, sym[n]) for n in
+                           ("xen_major_version", "xen_minor_version", "xen_extra_version"))
+    if isinstance(major, int) and isinstance(minor, int):
+        hv.version = f"{major}.{minor}{extra if isinstance(extra, str) else ''}"
+    return hv
