@@ -145,3 +145,13 @@ def test_unknown_and_empty_files_name_the_file(tmp_path):
         with pytest.raises(analyzer.UnknownFormat) as e:
             analyzer.open_dump(str(p))
         assert str(p) in str(e.value)
+
+
+def test_a_compressed_file_is_named_as_such(tmp_path):
+    import lzma
+
+    p = tmp_path / "vmcore.xz"
+    p.write_bytes(lzma.compress(b"x" * 1000))
+    with pytest.raises(analyzer.UnknownFormat) as e:
+        analyzer.open_dump(str(p))
+    assert "xz file" in str(e.value) and "xz -dk" in str(e.value)

@@ -23,6 +23,9 @@ from .source import FileSource, Source
 __all__ = ["open_dump", "FormatReader", "OpenOptions", "READERS", "detect"]
 
 PROBE_BYTES = 4096
+#: Whole-file compressions people send dumps in: said plainly, not "unknown".
+COMPRESSED = ((b"\xfd7zXZ\x00", "xz"), (b"\x1f\x8b", "gzip"), (b"\x28\xb5\x2f\xfd", "zstd"),
+              (b"BZh", "bzip2"))
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,10 @@ def open_dump(path: str | os.PathLike[str], *, snapshot: str | None = None,
             head = source.read(0, min(PROBE_BYTES, source.size), "flattened dump header")
         reader = detect(head)
         if reader is None:
+            for magic, tool in COMPRESSED:
+                if head.startswith(magic):
+                    raise UnknownFormat(base.path, 0, f"this is a {tool} file, not a dump: decompress it first "
+                                        f"({tool} -dk {base.path})")
             known = "; ".join(r.description for r in READERS)
             what = "an empty file" if not head else f"starts with {head[:16].hex(' ')}"
             raise UnknownFormat(base.path, 0, f"not a dump vmcrash recognises ({what}). Known formats: {known}")
