@@ -190,8 +190,8 @@ What a support ticket needs from a dump, in one go: the panic (message, CPU,
 task, crashing stack), every vCPU's registers and stack, the task list, the
 end of the kernel log, and a crash signature that is the same for the same
 crash on any machine (KASLR and addresses do not change it).  Works without
-debug info too (symbols from kallsyms, stacks by scan); the output says
-which mode it used.
+debug info too (symbols from kallsyms, types from the kernel's BTF, stacks
+from the ORC tables in the dump's memory); the output says which mode it used.
 
 examples:
   vmcrash triage vmcore --vmlinux vmlinux
@@ -459,6 +459,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MemoryFault as e:
         print(f"vmcrash: {e}", file=sys.stderr)
         return EXIT_PARTIAL
+    except PluginError as e:  # a bad --domain, --vcpu or plugin argument
+        print(f"vmcrash: {e}", file=sys.stderr)
+        return EXIT_USAGE
     except VmcrashError as e:
         print(f"vmcrash: {e}", file=sys.stderr)
         return EXIT_UNREADABLE
