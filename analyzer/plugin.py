@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+from abc import ABC, abstractmethod
 import pkgutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -104,7 +105,7 @@ class Option:
     choices: Sequence[Any] | None = None
 
 
-class Plugin:
+class Plugin(ABC):
     """Base class of every plugin.  Subclasses set the class attributes and
     implement :meth:`run`."""
 
@@ -114,8 +115,9 @@ class Plugin:
     options: ClassVar[tuple[Option, ...]] = ()
     needs: ClassVar[tuple[Need, ...]] = ()
 
+    @abstractmethod
     def run(self, session: "Session", **options: Any) -> Result:
-        raise NotImplementedError  # pragma: no cover - every plugin overrides it
+        """Compute the result; never print."""
 
     @classmethod
     def why_not(cls, session: "Session", options: dict[str, Any] | None = None) -> str | None:

@@ -214,9 +214,7 @@ class Btf:
             for i in range(vlen):
                 if kind == ENUM:
                     e_name, val = struct.unpack_from("<Ii", data, extra + 8 * i)
-                    if not kflag:
-                        pass
-                    else:
+                    if kflag:  # the enum is unsigned: the value is a u32
                         val &= 0xFFFFFFFF
                 else:
                     e_name, lo, hi = struct.unpack_from("<III", data, extra + 12 * i)
