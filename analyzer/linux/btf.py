@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import Any
 
 import drgn
 
@@ -100,6 +99,8 @@ class Btf:
         self._by_name: dict[tuple[int, str], list[int]] = {}
         self._cache: dict[int, drgn.Type] = {}
         self.percpu_vars: dict[str, int] = {}  # name -> type id
+        self._pending_percpu: list[int] = []
+        self._enumerators: dict[str, int] | None = None
         self._parse()
 
     def name(self, off: int) -> str:
@@ -129,16 +130,6 @@ class Btf:
         for var_id in self._pending_percpu:
             if 0 < var_id < len(self.types) and self.types[var_id][0] == VAR:
                 self.percpu_vars[self.name(self.types[var_id][4])] = self.types[var_id][2]
-
-    _pending_percpu: list[int]
-
-    _enumerators: dict[str, int] | None
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> "Btf":
-        obj = super().__new__(cls)
-        obj._pending_percpu = []
-        obj._enumerators = None
-        return obj
 
     # -- lookup -------------------------------------------------------------
 
