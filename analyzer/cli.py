@@ -233,7 +233,7 @@ def cmd_triage(args: argparse.Namespace) -> int:
         return cmd_batch(args)
     with progress_bar("indexing") as update, \
             Session(args.dump, vmlinux=args.vmlinux, debuginfo=args.debuginfo, snapshot=args.snapshot,
-                    progress=update) as session:
+                    xen_syms=args.xen_syms, progress=update) as session:
         t = triage(session)
     if args.output == "json":
         _print_json(t)
@@ -299,7 +299,8 @@ def cmd_shell(args: argparse.Namespace) -> int:
 
     from .session import Session
 
-    session = Session(args.dump, vmlinux=args.vmlinux, debuginfo=args.debuginfo, domain=args.domain)
+    session = Session(args.dump, vmlinux=args.vmlinux, debuginfo=args.debuginfo, domain=args.domain,
+                      xen_syms=args.xen_syms)
     ns: dict[str, Any] = {"session": session, "dump": session.dump, "machine": session.machine,
                           "domain": session.domain, "run": session.run}
     banner = f"vmcrash {__version__}: {session.path} ({session.dump.format_description})"
@@ -345,7 +346,7 @@ def cmd_open(args: argparse.Namespace) -> int:
     from .tui.app import run_app
 
     with Session(args.dump, vmlinux=args.vmlinux, debuginfo=args.debuginfo, snapshot=args.snapshot,
-                 domain=args.domain) as session:
+                 domain=args.domain, xen_syms=args.xen_syms) as session:
         run_app(session)
     return EXIT_OK
 
@@ -353,6 +354,7 @@ def cmd_open(args: argparse.Namespace) -> int:
 def _add_symbol_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vmlinux", metavar="FILE", help="the kernel's vmlinux with debug info")
     p.add_argument("--debuginfo", metavar="DIR", action="append", default=[], help="a directory of debug files")
+    p.add_argument("--xen-syms", metavar="FILE", help="Xen's xen-syms with debug info (vCPUs, Xen in QEMU dumps)")
 
 
 def _add_snapshot_option(p: argparse.ArgumentParser) -> None:

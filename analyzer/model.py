@@ -140,13 +140,13 @@ def machine_from_dump(dump: Dump, xen_syms: str | None = None) -> Machine:
 
         xen = find_xen_with_syms(dump, xen_syms)
     if xen is not None:
-        return _xen_machine(dump, xen)
+        return _xen_machine(dump, xen, xen_syms)
     guest = Domain(0, name=None, type="guest", vcpus=vcpus, read_phys=dump.read_phys,
                    vmcoreinfo=dump.vmcoreinfo, ranges=dump.ranges, cpu_states=dump.cpus)
     return Machine(dump, [guest])
 
 
-def _xen_machine(dump: Dump, xen: "XenHypervisor") -> Machine:
+def _xen_machine(dump: Dump, xen: "XenHypervisor", xen_syms: str | None = None) -> Machine:
     """A Xen host: the hypervisor, and each domain as a guest of its own whose
     memory is read through the p2m built from the frame table and the M2P.
     (vCPU registers of guests need xen-syms; the pCPUs' are in the notes.)"""
@@ -154,13 +154,25 @@ def _xen_machine(dump: Dump, xen: "XenHypervisor") -> Machine:
     from .xen.domain_memory import DomainMemory
     from .xen.hypervisor import DOMID_FIRST_SPECIAL
 
+    prog = None
+    if xen_syms is not None:
+        from .xen.hypervisor import xen_program
+
+        prog = xen_program(xen, xen_syms)
     domains: list[Domain] = []
     for info in xen.domains:
         if info.id >= DOMID_FIRST_SPECIAL:
             continue
+        vcpus: list[VCpu] = []
+        if prog is not None:
+            from .xen.hypervisor import xen_vcpus
+
+            vcpus = [VCpu(id=int(v["id"]), registers=dict(v["registers"]),  # type: ignore[call-overload]
+                          running=bool(v["running"]), pcpu=int(v["pcpu"]),  # type: ignore[call-overload]
+                          sources=["Xen struct vcpu (xen-syms)"]) for v in xen_vcpus(prog, info.address)]
         mem = DomainMemory(dump, xen.m2p(info.mfns))
         found = scan_for_vmcoreinfo(mem.ranges(), mem.read_phys)
-        domains.append(Domain(info.id, name="Domain-0" if info.id == 0 else None, type="pv", vcpus=[],
+        domains.append(Domain(info.id, name="Domain-0" if info.id == 0 else None, type="pv", vcpus=vcpus,
                               read_phys=mem.read_phys, vmcoreinfo=found[0] if found else None,
                               ranges=mem.ranges, read_machine=dump.read_phys, pfn_to_mfn=mem.p2m.get,
                               mfn_to_pfn={m: p for p, m in mem.p2m.items()}.get))

@@ -157,3 +157,25 @@ def test_an_unknown_domain_is_a_usage_error(capsys):
     path = samples.path("linux-6.1-sysrq", "vmcore.kdump-zlib")
     assert main(["run", "ps", path, "--domain", "7"]) == 2
     assert "no domain 7" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(HVDUMP not in samples.sample_names(), reason="hypervisor kdump sample missing")
+def test_vcpus_from_xen_syms_match_xl_vcpu_list():
+    """With xen-syms: every domain's vCPUs, running or not as `xl vcpu-list`
+    said, and the running ones' registers from the top of their pCPU's stack."""
+    facts = samples.facts(HVDUMP)
+    with analyzer.open(samples.path(HVDUMP, "vmcore.elf.xz"),
+                       xen_syms=samples.path("xen-kernel", "xen-syms.xz")) as s:
+        for fd in facts["domains"]:
+            dom = s.machine.domain(fd["id"])
+            ours = {v.id: v for v in dom.vcpus}
+            assert sorted(ours) == sorted(v["id"] for v in fd["vcpus"])
+            for v in fd["vcpus"]:
+                assert ours[v["id"]].running == v["state"].startswith("r"), (fd["id"], v)
+        # dom0 was running `xl debug-keys C`: a hypercall from the privcmd driver
+        running0 = next(v for v in s.machine.domain(0).vcpus if v.running)
+        frames, _ = s.linux(s.machine.domain(0)).best_stack_of_cpu(running0.id)
+        assert "privcmd_ioctl" in [f.symbol for f in frames]
+        # the domU's running vCPU was in the spinner, in user space
+        running1 = next(v for v in s.machine.domain(1).vcpus if v.running)
+        assert running1.registers["rip"] < 1 << 47

@@ -25,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from typing import TYPE_CHECKING
+
 from ..dump import Dump
 from ..errors import MemoryFault
 from ..paging import X86_64_4LEVEL, PageTableWalker, TableReader
@@ -32,7 +34,10 @@ from ..spaces import Space
 from ..translate import LinearMap, VirtualMemory
 from ..vmcoreinfo import VmcoreInfo
 
-__all__ = ["XenHypervisor", "XenDomainInfo", "find_xen", "find_xen_with_syms", "XEN_VIRT_START", "DIRECTMAP_VIRT_START"]
+if TYPE_CHECKING:
+    import drgn
+
+__all__ = ["xen_program", "xen_vcpus", "XenHypervisor", "XenDomainInfo", "find_xen", "find_xen_with_syms", "XEN_VIRT_START", "DIRECTMAP_VIRT_START"]
 
 CRASH_INFO, CRASH_REGS = 0x1000001, 0x1000002
 XEN_VIRT_START = 0xFFFF82D040000000
@@ -256,3 +261,77 @@ def find_xen_with_syms(dump: Dump, xen_syms: str) -> XenHypervisor | None:
     if isinstance(major, int) and isinstance(minor, int):
         hv.version = f"{major}.{minor}{extra if isinstance(extra, str) else ''}"
     return hv
+
+
+def xen_program(hv: XenHypervisor, xen_syms: str) -> "drgn.Program | None":
+    """A drgn Program over Xen's own address space with xen-syms' symbols
+    and types (xen-syms loaded as an extra module at its link address)."""
+    import drgn
+    from elftools.elf.elffile import ELFFile
+
+    with open(xen_syms, "rb") as f:
+        loads = [seg for seg in ELFFile(f).iter_segments() if seg["p_type"] == "PT_LOAD" and seg["p_memsz"]]
+    if not loads:
+        return None
+    prog = drgn.Program(drgn.Platform(drgn.Architecture.X86_64,
+                                      drgn.PlatformFlags.IS_64_BIT | drgn.PlatformFlags.IS_LITTLE_ENDIAN))
+    module = prog.extra_module("xen-syms", create=True)
+    module.address_range = (min(s["p_vaddr"] for s in loads), max(s["p_vaddr"] + s["p_memsz"] for s in loads))
+    module.try_file(xen_syms, force=True)
+
+    def read(address: int, count: int, offset: int, physical: bool) -> bytes:
+        try:
+            return hv.read(address, count)
+        except MemoryFault as e:
+            raise drgn.FaultError(str(e), e.address) from None
+
+    prog.add_memory_segment(RO_MPT_VIRT_START, (1 << 64) - RO_MPT_VIRT_START, read, physical=False)
+    try:
+        prog.type("struct vcpu")
+    except LookupError:
+        return None
+    return prog
+
+
+_USER_REGS = ("rip", "rsp", "rbp", "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11",
+              "r12", "r13", "r14", "r15", "rflags", "cs", "ss")
+
+
+def xen_vcpus(prog: "drgn.Program", domain_address: int) -> list[dict[str, object]]:
+    """Each vCPU of the domain at ``domain_address``: id, pCPU, whether it was
+    running, and its registers -- for a running vCPU the guest registers Xen
+    saved at the top of that pCPU's stack (struct cpu_info), else the ones
+    saved in the vCPU at its last switch."""
+    import drgn
+
+    d = drgn.Object(prog, "struct domain *", value=domain_address)
+    stack_size = 4096 << 3  # xen/arch/x86/include/asm/config.h STACK_SIZE (PAGE_SIZE << STACK_ORDER)
+    cpu_info_size = prog.type("struct cpu_info").size
+    out: list[dict[str, object]] = []
+    for i in range(min(int(d.max_vcpus), 4096)):
+        v = d.vcpu[i]
+        if not v:
+            continue
+        running = bool(v.is_running)
+        pcpu = int(v.processor)
+        regs_obj = v.arch.user_regs
+        if running:
+            try:
+                base = int(prog["stack_base"][pcpu])
+                info = drgn.Object(prog, "struct cpu_info", address=base + stack_size - cpu_info_size)
+                if int(info.current_vcpu) == int(v):
+                    regs_obj = info.guest_cpu_user_regs
+            except (LookupError, drgn.FaultError):
+                pass
+        regs: dict[str, int] = {}
+        for name in _USER_REGS:
+            try:
+                regs[name] = int(getattr(regs_obj, name))
+            except (AttributeError, LookupError, drgn.FaultError):
+                pass
+        try:
+            regs["cr3"] = int(v.arch.cr3)
+        except (AttributeError, LookupError):
+            pass
+        out.append({"id": int(v.vcpu_id), "pcpu": pcpu, "running": running, "registers": regs})
+    return out
