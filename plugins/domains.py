@@ -62,3 +62,33 @@ class Pcpus(Plugin):
             t.add(i, regs.get("rip"), regs.get("rsp"), cr3)
         result.add(t)
         return result
+
+
+class Vcpus(Plugin):
+    name = "vcpus"
+    help = "every domain's vCPUs: pCPU, running or not, rip, rsp, cr3"
+    description = """\
+The vCPUs of every domain (or of --domain N): for a plain dump its CPUs; for
+a Xen hypervisor dump, with --xen-syms, each domain's vCPUs as Xen kept them
+(the running ones' guest registers from their pCPU's stack); for a KVM/QEMU
+snapshot the vCPUs of its cpu sections.
+
+examples:
+  vmcrash run vcpus xen-host.vmcore --xen-syms xen-syms
+  vmcrash run vcpus guest.stream --json
+"""
+
+    def run(self, session: Session, **options: Any) -> Result:
+        result = Result(self.name)
+        t = Table([Column("domain", Kind.INT), Column("vcpu", Kind.INT), Column("pcpu", Kind.INT),
+                   Column("running", Kind.BOOL), Column("rip", Kind.REGISTER), Column("rsp", Kind.REGISTER),
+                   Column("cr3", Kind.ADDRESS)])
+        domains = [session.domain] if session.domain_id is not None else session.machine.domains
+        for d in domains:
+            for v in d.vcpus:
+                r = v.registers
+                t.add(d.id, v.id, v.pcpu, v.running, r.get("rip"), r.get("rsp"), r.get("cr3"))
+        result.add(t)
+        if session.machine.xen is not None and not any(d.vcpus for d in session.machine.domains):
+            result.warn("Xen keeps vCPUs in struct vcpu: give --xen-syms to read them")
+        return result
