@@ -7,6 +7,7 @@
 # (no 16 MiB VGA RAM segment) to keep the dumps small.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/qemu-lib.sh"
 build=$(cd "${1:?build dir}" && pwd); run=${2:?run dir}; mem=${3:-256M}
 rm -rf "$run"; mkdir -p "$run"; run=$(cd "$run" && pwd)
 cp "$build/linux-source-6.1/arch/x86/boot/bzImage" "$run/"
@@ -18,16 +19,7 @@ set -- timeout 1800 qemu-system-x86_64 -machine q35 -cpu max -smp 2 -m "$mem" \
 	-kernel "$run/bzImage" -initrd "$run/initramfs.cpio.gz" \
 	-append "console=ttyS0 init_on_free=1 vmcrash.mode=live" \
 	-virtfs "local,path=$run,mount_tag=out,security_model=none"
-echo "$*" > "$run/qemu.cmd"
-start=$(date +%s)
-"$@" & qpid=$!
-i=0
-until grep -aq 'VMCRASH: READY' "$run/console.log" 2>/dev/null; do
-	sleep 2; i=$((i+1))
-	[ $i -lt 300 ] || { echo "guest never became ready"; kill "$qpid"; exit 1; }
-	kill -0 "$qpid" 2>/dev/null || { echo "qemu died"; exit 1; }
-done
-echo "guest ready after $(( $(date +%s) - start )) s"
+start_qemu_until_ready "$run" "VMCRASH: READY" "$@"
 sleep 10   # let the spinner run and the shell go to sleep
 python3 "$here/hmp.py" "$sock" stop "info status" "info cpus" "info registers -a" \
 	"dump-guest-memory $run/qemu.elf" \
