@@ -18,7 +18,7 @@ from .dump import PageState
 from .model import Domain
 from .notes import X86_64_PRSTATUS_REGS
 
-__all__ = ["write_elf_vmcore", "present_runs", "elf_note", "prstatus_desc"]
+__all__ = ["write_elf_vmcore", "present_runs", "elf_note", "prstatus_desc", "qemu_cpu_state_desc"]
 
 PN_XNUM = 0xFFFF
 #: From this many program headers on, use extended numbering (tests lower it).
@@ -44,6 +44,26 @@ def prstatus_desc(pid: int, regs: dict[str, int]) -> bytes:
     head = struct.pack("<iiiH2xQQiiii", 0, 0, 0, 0, 0, 0, pid, 0, 0, 0) + bytes(64)
     body = b"".join(struct.pack("<Q", regs.get(r, 0) & ((1 << 64) - 1)) for r in X86_64_PRSTATUS_REGS)
     return head + body + struct.pack("<i4x", 0)
+
+
+_QEMU_GPRS = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp",
+              "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip", "rflags")
+
+
+def qemu_cpu_state_desc(regs: dict[str, int]) -> bytes:
+    """QEMU's x86 ``QEMUCPUState`` (version 1, with kernel_gs_base): the note
+    QEMU's dump-guest-memory writes, which carries what NT_PRSTATUS lacks
+    (control registers, segment bases).  crash uses it to find the kernel's
+    page tables and KASLR offset in an ELF with no virtual addresses."""
+    m = (1 << 64) - 1
+    out = struct.pack("<II", 1, 440)
+    out += b"".join(struct.pack("<Q", regs.get(r, 0) & m) for r in _QEMU_GPRS)
+    for seg in ("cs", "ds", "es", "fs", "gs", "ss", "ldt", "tr", "gdt", "idt"):
+        base = regs.get(f"{seg}_base", 0) & m
+        out += struct.pack("<IIIIQ", regs.get(seg, 0) & 0xFFFF, 0xFFFFFFFF, 0, 0, base)
+    out += b"".join(struct.pack("<Q", regs.get(f"cr{i}", 0) & m) for i in range(5))
+    out += struct.pack("<Q", regs.get("kernel_gs_base", 0) & m)
+    return out
 
 
 def present_runs(domain: Domain, page_state: Callable[[int], PageState], page_size: int) -> Iterator[tuple[int, int]]:
@@ -76,6 +96,9 @@ def write_elf_vmcore(domain: Domain, page_state: Callable[[int], PageState], out
     notes = b""
     for v in domain.vcpus:
         notes += elf_note(b"CORE", 1, prstatus_desc(v.pid or 0, v.registers))
+    if any("cr3" in v.registers for v in domain.vcpus):
+        for v in domain.vcpus:
+            notes += elf_note(b"QEMU", 0, qemu_cpu_state_desc(v.registers))
     if domain.vmcoreinfo is not None:
         notes += elf_note(b"VMCOREINFO", 0, domain.vmcoreinfo.text.encode())
     nseg = len(runs) + 1

@@ -88,6 +88,9 @@ class SnapshotDump(Dump):
             for i in (0, 2, 3, 4):
                 if f"env.cr[{i}]" in values:
                     regs[f"cr{i}"] = values[f"env.cr[{i}]"]
+            for table in ("ldt", "tr", "gdt", "idt"):  # the descriptor tables' bases (crash finds KASLR by the IDT)
+                if f"env.{table}.base" in values:
+                    regs[f"{table}_base"] = values[f"env.{table}.base"]
             for i, seg in enumerate(_SEGS):
                 if f"env.segs[{i}].selector" in values:
                     regs[seg] = values[f"env.segs[{i}].selector"]
