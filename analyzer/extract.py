@@ -98,7 +98,12 @@ def write_elf_vmcore(domain: Domain, page_state: Callable[[int], PageState], out
         notes += elf_note(b"CORE", 1, prstatus_desc(v.pid or 0, v.registers))
     if any("cr3" in v.registers for v in domain.vcpus):
         for v in domain.vcpus:
-            notes += elf_note(b"QEMU", 0, qemu_cpu_state_desc(v.registers))
+            regs = dict(v.registers)
+            if domain.mfn_to_pfn is not None and "cr3" in regs:
+                # a PV guest's CR3 is a machine address; the vmcore speaks its own frames
+                pfn = domain.mfn_to_pfn(regs["cr3"] >> 12)
+                regs["cr3"] = (pfn << 12) | (regs["cr3"] & 0xFFF) if pfn is not None else 0
+            notes += elf_note(b"QEMU", 0, qemu_cpu_state_desc(regs))
     if domain.vmcoreinfo is not None:
         notes += elf_note(b"VMCOREINFO", 0, domain.vmcoreinfo.text.encode())
     nseg = len(runs) + 1
