@@ -119,7 +119,9 @@ def write_elf_vmcore(domain: Domain, page_state: Callable[[int], PageState], out
     offset = -(-(data_off + len(notes)) // page_size) * page_size
     for start, end in runs:
         size = (end - start) * page_size
-        phdrs.append(PHDR.pack(PT_LOAD, 7, offset, 0, start * page_size, size, size, page_size))
+        # p_align 0, as /proc/vmcore and QEMU write it: crash reads an ELF core
+        # whose first PT_LOAD has p_align 0 as a kdump (and applies KASLR)
+        phdrs.append(PHDR.pack(PT_LOAD, 7, offset, 0, start * page_size, size, size, 0))
         offset += size
     mode = "wb" if force else "xb"
     total = sum(e - s for s, e in runs)

@@ -89,3 +89,17 @@ def test_every_builtin_result_validates_against_the_schema(tmp_path):
             from analyzer.render import result_to_obj
 
             jsonschema.validate(result_to_obj(s.run(name, **kwargs)), schema("result-schema.json"))
+
+
+def test_extracted_loads_look_like_a_kdump_to_crash(kdump, tmp_path):
+    """crash takes an ELF core whose first PT_LOAD has p_align 0 for a kdump
+    (as /proc/vmcore and QEMU write it) and then applies the KASLR offset;
+    with p_align 4096 it reads it as a netdump and fails on every KASLR
+    kernel (found with crash 9.0.2 on an extracted migration stream)."""
+    from elftools.elf.elffile import ELFFile
+
+    out = str(tmp_path / "x.elf")
+    assert main(["extract", kdump, "-o", out]) == EXIT_OK
+    with open(out, "rb") as f:
+        loads = [s for s in ELFFile(f).iter_segments() if s["p_type"] == "PT_LOAD"]
+    assert loads and all(s["p_align"] == 0 for s in loads)
