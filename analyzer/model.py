@@ -115,6 +115,8 @@ class Machine:
         self.domains = domains
         self.hypervisor: dict[str, object] | None = None
         self.xen: "XenHypervisor | None" = None
+        #: Xen's console ring, when xen-syms says where it is.
+        self.xen_console: list[str] = []
 
     def domain(self, id: int | None = None) -> Domain:
         if id is None:
@@ -180,6 +182,11 @@ def _xen_machine(dump: Dump, xen: "XenHypervisor", xen_syms: str | None = None) 
     machine.hypervisor = {"name": "xen", "version": xen.version, "panic": None,
                           "xen_phys_start": xen.xen_phys_start, "pcpus": len(xen.pcpu_cr3)}
     machine.xen = xen
+    if prog is not None:
+        from .xen.hypervisor import console_ring, hypervisor_panic
+
+        machine.xen_console = console_ring(xen, prog)
+        machine.hypervisor["panic"] = hypervisor_panic(machine.xen_console)
     return machine
 
 

@@ -92,3 +92,19 @@ examples:
         if session.machine.xen is not None and not any(d.vcpus for d in session.machine.domains):
             result.warn("Xen keeps vCPUs in struct vcpu: give --xen-syms to read them")
         return result
+
+
+class Xenlog(Plugin):
+    name = "xenlog"
+    help = "Xen's console ring (what `xl dmesg` shows), from a hypervisor dump with --xen-syms"
+    needs = (XEN,)
+
+    def run(self, session: Session, **options: Any) -> Result:
+        from analyzer.results import Text
+
+        lines = session.machine.xen_console
+        result = Result(self.name, mode="xen-syms" if lines else None)
+        if not lines:
+            result.warn("the console ring needs xen-syms (give --xen-syms FILE)")
+        result.add(Text("\n".join(lines)))
+        return result

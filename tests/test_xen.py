@@ -179,3 +179,19 @@ def test_vcpus_from_xen_syms_match_xl_vcpu_list():
         # the domU's running vCPU was in the spinner, in user space
         running1 = next(v for v in s.machine.domain(1).vcpus if v.running)
         assert running1.registers["rip"] < 1 << 47
+
+
+@pytest.mark.skipif(HVDUMP not in samples.sample_names(), reason="hypervisor kdump sample missing")
+def test_xen_console_and_panic_with_xen_syms(capsys):
+    facts = samples.facts(HVDUMP)
+    path = samples.path(HVDUMP, "vmcore.elf.xz")
+    xen_syms = samples.path("xen-kernel", "xen-syms.xz")
+    with analyzer.open(path, xen_syms=xen_syms) as s:
+        want = facts["hypervisor"]["panic"]
+        assert s.machine.hypervisor["panic"] == {"cpu": want["cpu"], "message": want["message"]}
+    assert main(["run", "xenlog", path, "--xen-syms", xen_syms]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "Xen version 4.17" in out and want["message"] in out
+    with open(os.path.join(samples.SAMPLES, HVDUMP, "facts", "xl-dmesg.kdump.txt")) as f:
+        live = [ln.rstrip("\n") for ln in f if ln.startswith("(XEN)")]
+    assert live[:20] == out.splitlines()[:20]  # the ring's start, as `xl dmesg` printed it live

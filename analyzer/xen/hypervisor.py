@@ -335,3 +335,46 @@ def xen_vcpus(prog: "drgn.Program", domain_address: int) -> list[dict[str, objec
             pass
         out.append({"id": int(v.vcpu_id), "pcpu": pcpu, "running": running, "registers": regs})
     return out
+
+
+def console_ring(hv: XenHypervisor, prog: "drgn.Program") -> list[str]:
+    """Xen's console ring (xen/drivers/char/console.c: ``conring`` of
+    ``conring_size`` bytes, ``conringp`` the producer index), oldest first."""
+    try:
+        ring = int(prog["conring"].value_())
+        size = int(prog["conring_size"].value_())
+        prod = int(prog["conringp"].value_())
+    except (LookupError, ValueError):
+        return []
+    if not 0 < size <= 1 << 24 or size & (size - 1):
+        return []
+    try:
+        data = hv.read(ring, size)
+    except MemoryFault:
+        return []
+    start = max(0, prod - size)
+    text = bytes(data[i & (size - 1)] for i in range(start, prod))
+    return text.decode("utf-8", "replace").splitlines()
+
+
+def hypervisor_panic(lines: list[str]) -> dict[str, object] | None:
+    """Why Xen died, from its console: a panic, a crash key, or a fatal trap."""
+    import re
+
+    message = cpu = None
+    for line in lines:
+        text = re.sub(r"^\(XEN\) (\[[^]]*\] )?", "", line).strip()
+        m = re.search(r"Panic on CPU (\d+)", text)
+        if m:
+            cpu, message = int(m.group(1)), None
+            continue
+        if cpu is not None and message is None and text and not text.startswith("*"):
+            message = text
+        if "pressed -> triggering crashdump" in text or text.startswith("FATAL"):
+            message = text
+        m = re.search(r"Executing kexec image on cpu(\d+)", text)
+        if m and cpu is None:
+            cpu = int(m.group(1))
+    if message is None and cpu is None:
+        return None
+    return {"cpu": cpu, "message": message}
