@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -23,7 +24,7 @@ from .errors import MemoryFault, PageExcluded
 from .notes import CpuState, Note
 from .vmcoreinfo import VmcoreInfo
 
-__all__ = ["Dump", "PhysRange", "PageState", "MAX_READ"]
+__all__ = ["Dump", "PhysRange", "PageState", "MAX_READ", "pfn_runs"]
 
 #: The largest single read served at once; bigger reads are a caller's bug
 #: or a hostile size field.
@@ -51,6 +52,17 @@ class PhysRange:
 
     def __contains__(self, addr: object) -> bool:
         return isinstance(addr, int) and self.start <= addr < self.end
+
+
+def pfn_runs(pfns: "Iterable[int]", page_size: int) -> list[PhysRange]:
+    """The ranges covered by sorted page frame numbers."""
+    out: list[PhysRange] = []
+    for pfn in pfns:
+        if out and out[-1].end == pfn * page_size:
+            out[-1] = PhysRange(out[-1].start, (pfn + 1) * page_size)
+        else:
+            out.append(PhysRange(pfn * page_size, (pfn + 1) * page_size))
+    return out
 
 
 class Dump(ABC):

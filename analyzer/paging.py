@@ -56,9 +56,15 @@ class TableReader:
 
 
 class PageNotPresent(MemoryFault):
-    """A page-table entry on the way to the address is not present."""
+    """A page-table entry on the way to the address is not present, or (with
+    ``table_unreadable``) a table on the way could not be read at all."""
 
     reason = "is not mapped"
+
+    def __init__(self, address: int, space: str = "kernel-virtual", detail: str = "",
+                 table_unreadable: bool = False) -> None:
+        super().__init__(address, space, detail)
+        self.table_unreadable = table_unreadable
 
 
 @dataclass(frozen=True)
@@ -120,6 +126,9 @@ class Walk:
     result: Address | None = None
     page_size: int = 0
     fault: str | None = None
+    #: The walk stopped because a table could not be read (damaged or partial
+    #: dump), not because an entry said "not present".
+    table_unreadable: bool = False
 
     @property
     def page_base(self) -> Address | None:
@@ -166,6 +175,7 @@ class PageTableWalker:
                 entry = self.read_entry(entry_addr)
             except MemoryFault as e:
                 w.fault = f"{LEVEL_NAMES.get(level)} entry at {Address(self.table_space, entry_addr)} unreadable: {e}"
+                w.table_unreadable = True
                 return w
             w.steps.append(WalkStep(level, Address(self.table_space, table), index,
                                     Address(self.table_space, entry_addr), entry,
@@ -215,5 +225,5 @@ class PageTableWalker:
                 pass
         w = self.walk(vaddr)
         if w.result is None:
-            raise PageNotPresent(vaddr, str(self.input_space), w.fault or "")
+            raise PageNotPresent(vaddr, str(self.input_space), w.fault or "", w.table_unreadable)
         return w.result.addr, w.page_size

@@ -72,20 +72,20 @@ class VirtualMemory:
             try:
                 base, _size = self.walker.translate(vpage << _PAGE_SHIFT)
             except PageNotPresent as e:
-                base = self._fallback(vpage << _PAGE_SHIFT, e.detail)
+                base = self._fallback(vpage << _PAGE_SHIFT, e)
             self._tlb[vpage] = base
             if len(self._tlb) > TLB_ENTRIES:
                 self._tlb.popitem(last=False)
         return base | (vaddr & (_PAGE - 1))
 
-    def _fallback(self, vaddr: int, fault: str) -> int:
-        if "unreadable" in fault:  # the walk could not be done, not "not mapped"
+    def _fallback(self, vaddr: int, fault: PageNotPresent) -> int:
+        if fault.table_unreadable:  # the walk could not be done, not "not mapped"
             for m in self.fallbacks:
                 paddr = m.translate(vaddr)
                 if paddr is not None:
                     self.fallback_used += 1
                     return paddr
-        raise PageNotPresent(vaddr, str(self.space), fault)
+        raise fault
 
     def read(self, vaddr: int, size: int) -> bytes:
         """``size`` bytes at ``vaddr``; faults name the first bad virtual address."""

@@ -151,3 +151,24 @@ def test_virtual_memory_reads_across_pages_and_caches():
     with pytest.raises(PageNotPresent) as e:
         vm.read(KTEXT + 0x1FF0, 0x20)
     assert e.value.address == KTEXT + 0x2000
+
+
+def test_linear_fallback_only_when_a_table_is_unreadable():
+    """A damaged dump (a table outside it) falls back to the kernel-text map;
+    an entry that says "not present" never does."""
+    from analyzer.translate import LinearMap
+
+    t = Tables()
+    root = t.table()
+    walker = PageTableWalker(X86_64_4LEVEL, root, t.read_entry)
+    text_map = LinearMap("kernel text", KTEXT, KTEXT + (1 << 30), 0x1000000 - KTEXT)
+    vm = VirtualMemory(walker, lambda paddr, size: bytes(size), fallbacks=[text_map])
+
+    assert walker.walk(KTEXT).table_unreadable is False
+    with pytest.raises(PageNotPresent) as e:
+        vm.translate(KTEXT)  # PML4 entry not present: the tables have spoken
+    assert not e.value.table_unreadable and vm.fallback_used == 0
+
+    t.set(root, idx(KTEXT, 4), 0x20000000 | P)  # next table outside the dump
+    assert walker.walk(KTEXT + 0x5000).table_unreadable is True
+    assert vm.translate(KTEXT + 0x5123) == 0x1005123 and vm.fallback_used == 1

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import bisect
 from array import array
+from functools import cached_property
 
-from ..dump import Dump, PhysRange
+from ..dump import Dump, PhysRange, pfn_runs
 from ..errors import OutsideDump
 
 __all__ = ["DomainMemory"]
@@ -19,13 +20,11 @@ class DomainMemory:
         self.pfns = array("Q", sorted(p2m))
 
     def ranges(self) -> list[PhysRange]:
-        out: list[PhysRange] = []
-        for pfn in self.pfns:
-            if out and out[-1].end == pfn * 4096:
-                out[-1] = PhysRange(out[-1].start, (pfn + 1) * 4096)
-            else:
-                out.append(PhysRange(pfn * 4096, (pfn + 1) * 4096))
-        return out
+        return list(self._ranges)
+
+    @cached_property
+    def _ranges(self) -> list[PhysRange]:
+        return pfn_runs(self.pfns, 4096)
 
     def read_phys(self, paddr: int, size: int) -> bytes:
         out = bytearray()

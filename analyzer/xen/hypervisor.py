@@ -208,18 +208,13 @@ def _function_constant(read: Callable[[int, int], bytes], address: int) -> int |
     return None
 
 
-def find_xen_with_syms(dump: Dump, xen_syms: str) -> XenHypervisor | None:
-    """Xen in a machine dump that has no Xen notes (a QEMU dump of the whole
-    host), with xen-syms for its symbols and types: a CPU's CR3 (every page
-    table holds Xen's mappings) locates the image, DWARF gives the offsets
-    VMCOREINFO_XEN would have."""
+def _xen_syms_program(xen_syms: str) -> "tuple[drgn.Program, int] | None":
+    """A drgn Program with xen-syms' symbols and types, loaded as an extra
+    module at its link address (so drgn applies no bias), and that address."""
     import drgn
-
-    from ..paging import X86_64_4LEVEL as L4
-
     from elftools.elf.elffile import ELFFile
 
-    with open(xen_syms, "rb") as f:  # where xen-syms is linked, so drgn applies no bias
+    with open(xen_syms, "rb") as f:
         loads = [seg for seg in ELFFile(f).iter_segments() if seg["p_type"] == "PT_LOAD" and seg["p_memsz"]]
         if not loads:
             return None
@@ -230,6 +225,22 @@ def find_xen_with_syms(dump: Dump, xen_syms: str) -> XenHypervisor | None:
     module = prog.extra_module("xen-syms", create=True)
     module.address_range = (low, high)
     module.try_file(xen_syms, force=True)
+    return prog, low
+
+
+def find_xen_with_syms(dump: Dump, xen_syms: str) -> XenHypervisor | None:
+    """Xen in a machine dump that has no Xen notes (a QEMU dump of the whole
+    host), with xen-syms for its symbols and types: a CPU's CR3 (every page
+    table holds Xen's mappings) locates the image, DWARF gives the offsets
+    VMCOREINFO_XEN would have."""
+    import drgn
+
+    from ..paging import X86_64_4LEVEL as L4
+
+    loaded = _xen_syms_program(xen_syms)
+    if loaded is None:
+        return None
+    prog, low = loaded
     try:
         dom, page = prog.type("struct domain"), prog.type("struct page_info")
         sym = {n: prog.symbol(n).address for n in ("domain_list", "max_page", "_frame_table.0", "idle_pg_table",
@@ -267,17 +278,11 @@ def xen_program(hv: XenHypervisor, xen_syms: str) -> "drgn.Program | None":
     """A drgn Program over Xen's own address space with xen-syms' symbols
     and types (xen-syms loaded as an extra module at its link address)."""
     import drgn
-    from elftools.elf.elffile import ELFFile
 
-    with open(xen_syms, "rb") as f:
-        loads = [seg for seg in ELFFile(f).iter_segments() if seg["p_type"] == "PT_LOAD" and seg["p_memsz"]]
-    if not loads:
+    loaded = _xen_syms_program(xen_syms)
+    if loaded is None:
         return None
-    prog = drgn.Program(drgn.Platform(drgn.Architecture.X86_64,
-                                      drgn.PlatformFlags.IS_64_BIT | drgn.PlatformFlags.IS_LITTLE_ENDIAN))
-    module = prog.extra_module("xen-syms", create=True)
-    module.address_range = (min(s["p_vaddr"] for s in loads), max(s["p_vaddr"] + s["p_memsz"] for s in loads))
-    module.try_file(xen_syms, force=True)
+    prog = loaded[0]
 
     def read(address: int, count: int, offset: int, physical: bool) -> bytes:
         try:

@@ -22,12 +22,13 @@ import bisect
 import io
 import struct
 from array import array
+from functools import cached_property
 
 from elftools.common.exceptions import ELFError, ELFParseError
 from elftools.construct.core import ConstructError as ElftoolsConstructError
 from elftools.elf.elffile import ELFFile
 
-from ..dump import Dump, PageState, PhysRange
+from ..dump import Dump, PageState, PhysRange, pfn_runs
 from ..errors import DumpFormatError, OutsideDump
 from ..formats.source import MAX_HEADER_READ, Source, SourceStream
 from ..notes import CpuState, parse_note_blob
@@ -180,14 +181,11 @@ class XenDump(Dump):
         return None
 
     def ranges(self) -> list[PhysRange]:
-        out: list[PhysRange] = []
-        ps = self.page_size
-        for pfn in self._pfns:
-            if out and out[-1].end == pfn * ps:
-                out[-1] = PhysRange(out[-1].start, (pfn + 1) * ps)
-            else:
-                out.append(PhysRange(pfn * ps, (pfn + 1) * ps))
-        return out
+        return list(self._ranges)
+
+    @cached_property
+    def _ranges(self) -> list[PhysRange]:
+        return pfn_runs(self._pfns, self.page_size)
 
     def page_state(self, pfn: int) -> PageState:
         return PageState.PRESENT if self._page_index(pfn) is not None else PageState.ABSENT
