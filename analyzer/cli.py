@@ -278,8 +278,8 @@ def cmd_extract(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     with Session(args.dump, domain=args.domain) as session:
         dom = session.domain
-        if len(session.machine.domains) == 1 and not session.machine.hypervisor:
-            state = session.dump.page_state
+        if dom.page_state is not None:  # the dump's own, or what a KVM guest's memslots say
+            state = dom.page_state
         else:  # one guest of a hypervisor dump: its pages are the ones its p2m maps
             from .dump import PageState
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from .dump import Dump, PhysRange
+from .dump import Dump, PageState, PhysRange
 from .linux.paging import KernelPaging, find_kernel_paging
 from .notes import CpuState
 from .paging import X86_64_4LEVEL, PageTableWalker, TableReader
@@ -21,6 +21,8 @@ from .translate import VirtualMemory
 from .vmcoreinfo import VmcoreInfo
 
 if TYPE_CHECKING:
+    from .kvm.guest_memory import KvmGuestMemory
+    from .kvm.host import KvmVm
     from .xen.hypervisor import XenHypervisor
     from .xen.xendump import XenDump
 
@@ -35,6 +37,9 @@ class VCpu:
     pcpu: int | None = None
     pid: int | None = None       # the task a kdump says was running on it
     sources: list[str] = field(default_factory=list)
+    #: KVM: the host thread that runs this vCPU, and KVM's vcpu.mode
+    host_pid: int | None = None
+    mode: str | None = None
 
 
 class Domain:
@@ -46,8 +51,16 @@ class Domain:
                  cpu_states: list[CpuState] | None = None,
                  read_machine: Callable[[int, int], bytes] | None = None,
                  pfn_to_mfn: Callable[[int], int | None] | None = None,
-                 mfn_to_pfn: Callable[[int], int | None] | None = None) -> None:
+                 mfn_to_pfn: Callable[[int], int | None] | None = None,
+                 page_state: Callable[[int], PageState] | None = None,
+                 whole_dump: bool = False) -> None:
         self.id = id
+        #: The dump's whole physical memory is this domain's (a plain kernel
+        #: dump, or a KVM host): tools that read the file itself may serve it.
+        self.whole_dump = whole_dump
+        #: What the dump holds for each guest frame, when the domain knows
+        #: better than "present if mapped" (KVM guests: untouched, swapped).
+        self.page_state = page_state
         self._ranges = ranges
         #: For a Xen PV guest: its page tables hold machine frames, read here.
         self.read_machine = read_machine
@@ -112,15 +125,47 @@ class Domain:
 class Machine:
     def __init__(self, dump: Dump, domains: list[Domain]) -> None:
         self.dump = dump
-        self.domains = domains
-        self.hypervisor: dict[str, object] | None = None
+        self._domains = domains
+        self._hypervisor: dict[str, object] | None = None
         self.xen: "XenHypervisor | None" = None
         #: Xen's console ring, when xen-syms says where it is.
         self.xen_console: list[str] = []
+        #: KVM VMs found in a Linux host's dump (domains 1..N).
+        self.kvm_vms: "list[KvmVm]" = []
+        self.kvm_memory: "dict[int, KvmGuestMemory]" = {}
+        #: What could not be found while building the machine.
+        self.notes: list[str] = []
+        self._expand: Callable[[], None] | None = None
+
+    def expand_later(self, expand: Callable[[], None]) -> None:
+        """More domains may exist, found by ``expand`` (e.g. KVM VMs, which
+        need the host kernel's types): run on first use of ``domains`` or
+        ``hypervisor``, never for the first domain alone."""
+        self._expand = expand
+
+    def _expanded(self) -> None:
+        expand, self._expand = self._expand, None
+        if expand is not None:
+            expand()
+
+    @property
+    def domains(self) -> list[Domain]:
+        self._expanded()
+        return self._domains
+
+    @property
+    def hypervisor(self) -> dict[str, object] | None:
+        self._expanded()
+        return self._hypervisor
+
+    @hypervisor.setter
+    def hypervisor(self, value: dict[str, object] | None) -> None:
+        self._hypervisor = value
 
     def domain(self, id: int | None = None) -> Domain:
-        if id is None:
-            return self.domains[0]
+        first = self._domains[0]
+        if id is None or id == first.id:
+            return first
         for d in self.domains:
             if d.id == id:
                 return d
@@ -144,7 +189,8 @@ def machine_from_dump(dump: Dump, xen_syms: str | None = None) -> Machine:
     if xen is not None:
         return _xen_machine(dump, xen, xen_syms)
     guest = Domain(0, name=None, type="guest", vcpus=vcpus, read_phys=dump.read_phys,
-                   vmcoreinfo=dump.vmcoreinfo, ranges=dump.ranges, cpu_states=dump.cpus)
+                   vmcoreinfo=dump.vmcoreinfo, ranges=dump.ranges, cpu_states=dump.cpus,
+                   page_state=dump.page_state, whole_dump=True)
     return Machine(dump, [guest])
 
 
@@ -199,6 +245,6 @@ def _xendump_domain(dump: "XenDump", vcpus: list[VCpu]) -> Domain:
     vmci = found[0] if found else None
     pv = not dump.is_hvm
     return Domain(0, name=None, type="pv" if pv else "hvm", vcpus=vcpus, read_phys=dump.read_phys,
-                  vmcoreinfo=vmci, ranges=dump.ranges, cpu_states=dump.cpus,
+                  vmcoreinfo=vmci, ranges=dump.ranges, cpu_states=dump.cpus, page_state=dump.page_state,
                   read_machine=dump.read_machine if pv else None,
                   pfn_to_mfn=dump.p2m.get if pv else None, mfn_to_pfn=dump.m2p.get if pv else None)

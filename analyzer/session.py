@@ -43,7 +43,15 @@ class Session:
 
     @cached_property
     def machine(self) -> Machine:
-        return machine_from_dump(self.dump, xen_syms=self.xen_syms)
+        m = machine_from_dump(self.dump, xen_syms=self.xen_syms)
+        host = m.domain()
+        if m.xen is None and host.whole_dump and host.is_linux:
+            # A Linux kernel may be a KVM host: its VMs are found through the
+            # host kernel's types, so only when someone asks for the domains.
+            from .kvm.machine import add_kvm_vms
+
+            m.expand_later(lambda: add_kvm_vms(m, lambda: self.linux(host)))
+        return m
 
     @property
     def domain(self) -> Domain:
@@ -80,8 +88,8 @@ class Session:
     def _drgn_can_read_file(self, dom: Domain) -> bool:
         # drgn reads plain ELF vmcores and makedumpfile kdumps itself; a
         # flattened stream it cannot, and a guest inside a hypervisor dump
-        # is not the file's whole memory.
-        if len(self.machine.domains) != 1 or self.dump.header.get("container"):
+        # is not the file's whole memory (a KVM host's own kernel is).
+        if not dom.whole_dump or self.dump.header.get("container"):
             return False
         return self.dump.format in ("elf", "kdump")
 

@@ -5,17 +5,23 @@ Schema (docs/triage.md has the full text; keys are never removed):
     {"schema": "vmcrash.triage/1", "file": str, "format": str, "arch": str, "cpus": int,
      "vmcoreinfo": {str: str},
      "hypervisor": null | {"name": str, "version": str, "panic": null | {...}},
-     "domains": [{"id": int, "name": str|null, "type": "guest"|"pv"|"hvm"|"pvh",
+     "domains": [{"id": int, "name": str|null, "type": "guest"|"pv"|"hvm"|"pvh"|"host"|"kvm",
                   "mode": str, "kernel": null | {"release": str},
                   "panic": null | {"cpu": int, "message": str, "pid": int, "comm": str, "stack": [FRAME],
                                    "stack_method": "unwind"|"orc"|"scan"},
-                  "vcpus": [{"id": int, "running": bool, "registers": {"rip": int, "rsp": int, "cr3": int},
+                  "vcpus": [{"id": int, "running": bool, "pcpu": int|null, "host_pid": int|null, "mode": str|null,
+                             "registers": {"rip": int, "rsp": int, "cr3": int},
                              "stack": [FRAME], "stack_method": "unwind"|"orc"|"scan"}],
                   "tasks": [{"pid": int, "ppid": int, "comm": str, "state": str, "cpu": int|null}],
                   "log": [str], "errors": [str]}],
      "signature": str, "errors": [str]}
     FRAME = {"pc": int, "symbol": str|null, "offset": int|null, "module": str|null, "source": str|null,
              "inline": bool, "symbol_name": str|null}
+
+A KVM host's dump: domain 0 is the host ("host"), each VM a domain 1..N
+("kvm"); ``hypervisor`` is ``{"name": "kvm", "version": <host release>,
+"panic": {"cpu", "message"} | null, "vendor", "vms"}``; a vCPU's ``running``
+means it was in guest mode, ``pcpu`` the host CPU, ``host_pid`` its thread.
 
 ``signature`` hashes the panic message (with hex numbers masked) and the
 names of the top frames past the panic machinery: KASLR and addresses never
@@ -98,7 +104,8 @@ def _domain(session: "Session", domain: Domain, errors: list[str]) -> dict[str, 
         except READ_ERRORS as e:
             derr.append(f"drgn could not be set up: {e}")
     for v in domain.vcpus:
-        vc: dict[str, Any] = {"id": v.id, "running": v.running,
+        vc: dict[str, Any] = {"id": v.id, "running": v.running, "pcpu": v.pcpu, "host_pid": v.host_pid,
+                              "mode": v.mode,
                               "registers": {k: v.registers.get(k) for k in ("rip", "rsp", "cr3")},
                               "stack": [], "stack_method": "none"}
         if linux is not None:
@@ -142,6 +149,7 @@ def triage(session: "Session") -> dict[str, Any]:
     info = describe(session.dump)
     errors: list[str] = list(info["warnings"])
     domains = [_domain(session, d, errors) for d in session.machine.domains]
+    errors += session.machine.notes
     sig_src = next((d["panic"] for d in domains if d["panic"]), None)
     if sig_src is not None:
         frames = [Frame(i, f["pc"], f["symbol"], f["offset"], f["module"], f["source"], f["inline"], f["symbol_name"])
@@ -169,6 +177,11 @@ def to_markdown(t: dict[str, Any], log_tail: int = 20) -> str:
     lines: list[str] = [f"## vmcrash triage: `{t['file']}`", ""]
     lines.append(f"- **format**: {t['format_description']}; **arch**: {t['arch']}; **CPUs**: {t['cpus']}")
     lines.append(f"- **signature**: `{t['signature']}`")
+    hv = t.get("hypervisor")
+    if hv:
+        p = hv.get("panic")
+        lines.append(f"- **hypervisor**: {hv['name']} {hv['version']}" +
+                     (f"; **panic** on CPU {p['cpu']}: {p['message']}" if p else "; no hypervisor panic"))
     for d in t["domains"]:
         kernel = (d["kernel"] or {}).get("release") or "unknown"
         lines += ["", f"### domain {d['id']}" + (f" ({d['name']})" if d["name"] else "") + f": Linux {kernel}"]

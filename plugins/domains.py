@@ -19,12 +19,15 @@ class Domains(Plugin):
     description = """\
 Every domain of the machine: a plain Linux dump is one domain (0); a Xen
 hypervisor dump has Domain-0 and each guest, found through Xen's domain
-list, with its memory from the frame table and the M2P; a KVM/QEMU
+list, with its memory from the frame table and the M2P; a KVM host's
+dump has the host kernel (0) and each VM on its vm_list (1..N), with its
+memory through the VM's memslots and QEMU's page tables; a KVM/QEMU
 snapshot is its one guest.  Select one for other plugins with --domain N.
 
 examples:
   vmcrash run domains xen-host.vmcore
   vmcrash run ps xen-host.vmcore --domain 1
+  vmcrash run domains kvm-host.vmcore
 """
 
     def run(self, session: Session, **options: Any) -> Result:
@@ -33,8 +36,12 @@ examples:
         if m.hypervisor:
             kv = KeyValues(title="hypervisor")
             for k, v in m.hypervisor.items():
+                if k == "panic" and isinstance(v, dict):
+                    v = f"CPU {v.get('cpu')}: {v.get('message')}"
                 kv.add(k, v, Kind.ADDRESS if k == "xen_phys_start" else Kind.STR)
             result.add(kv)
+        for note in m.notes:
+            result.warn(note)
         t = Table([Column("id", Kind.INT), Column("name"), Column("type"), Column("memory", Kind.SIZE),
                    Column("vcpus", Kind.INT), Column("kernel")])
         for d in m.domains:
@@ -70,24 +77,32 @@ class Vcpus(Plugin):
     description = """\
 The vCPUs of every domain (or of --domain N): for a plain dump its CPUs; for
 a Xen hypervisor dump, with --xen-syms, each domain's vCPUs as Xen kept them
-(the running ones' guest registers from their pCPU's stack); for a KVM/QEMU
-snapshot the vCPUs of its cpu sections.
+(the running ones' guest registers from their pCPU's stack); for a KVM
+host's VMs the registers KVM saved in each struct kvm_vcpu, the host thread
+that runs it, and whether it was in guest mode ("running") at the crash;
+for a KVM/QEMU snapshot the vCPUs of its cpu sections.
 
 examples:
   vmcrash run vcpus xen-host.vmcore --xen-syms xen-syms
   vmcrash run vcpus guest.stream --json
+  vmcrash run vcpus kvm-host.vmcore --domain 1
 """
 
     def run(self, session: Session, **options: Any) -> Result:
         result = Result(self.name)
-        t = Table([Column("domain", Kind.INT), Column("vcpu", Kind.INT), Column("pcpu", Kind.INT),
-                   Column("running", Kind.BOOL), Column("rip", Kind.REGISTER), Column("rsp", Kind.REGISTER),
-                   Column("cr3", Kind.ADDRESS)])
         domains = [session.domain] if session.domain_id is not None else session.machine.domains
+        kvm = any(v.mode is not None for d in domains for v in d.vcpus)
+        cols = [Column("domain", Kind.INT), Column("vcpu", Kind.INT), Column("pcpu", Kind.INT),
+                Column("running", Kind.BOOL), Column("rip", Kind.REGISTER), Column("rsp", Kind.REGISTER),
+                Column("cr3", Kind.ADDRESS)]
+        if kvm:  # the host thread that runs each vCPU, and KVM's vcpu->mode
+            cols += [Column("thread", Kind.INT), Column("mode")]
+        t = Table(cols)
         for d in domains:
             for v in d.vcpus:
                 r = v.registers
-                t.add(d.id, v.id, v.pcpu, v.running, r.get("rip"), r.get("rsp"), r.get("cr3"))
+                row = [d.id, v.id, v.pcpu, v.running, r.get("rip"), r.get("rsp"), r.get("cr3")]
+                t.add(*(row + [v.host_pid, v.mode] if kvm else row))
         result.add(t)
         if session.machine.xen is not None and not any(d.vcpus for d in session.machine.domains):
             result.warn("Xen keeps vCPUs in struct vcpu: give --xen-syms to read them")

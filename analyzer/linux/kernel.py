@@ -20,6 +20,7 @@ from ..model import Domain
 from .program import KernelProgram, pt_regs
 
 if TYPE_CHECKING:
+    from .process_memory import ProcessMemory
     from collections.abc import Callable
 
     from .orc import OrcTable, OrcUnwinder
@@ -198,6 +199,17 @@ class LinuxGuest:
         if not t:
             raise LookupError(f"no task with pid {pid}")
         return t
+
+    def process_memory(self, pgd: int, name: str = "process") -> "ProcessMemory":
+        """A process's user address space from its ``mm->pgd`` (a kernel-virtual
+        address in the direct map), walked in this kernel's physical memory."""
+        from .process_memory import ProcessMemory
+
+        paging = self.domain.kernel_paging
+        vm = self.domain.kernel_memory
+        if paging is None or vm is None:
+            raise LookupError("the kernel's page tables are not known: cannot find a process's tables")
+        return ProcessMemory(paging.fmt, vm.translate(pgd), self.domain.read_phys, name)
 
     def active_task(self, cpu: int) -> drgn.Object:
         self._need_types("a CPU's current task")

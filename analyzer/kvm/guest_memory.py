@@ -1,0 +1,91 @@
+"""A KVM guest's physical memory inside its host's dump.
+
+guest-physical --(the VM's memslots)--> QEMU's user address --(QEMU's page
+tables in the host dump)--> host-physical --(the dump)--> bytes.
+
+A guest page QEMU never touched has no PTE: it reads as zeros, as the guest
+would see it.  A page the host had swapped out, or whose host frame the
+dump left out, cannot be read and says so.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable
+
+from ..dump import PageState, PhysRange
+from ..errors import MemoryFault, OutsideDump
+from ..linux.process_memory import PageSwappedOut, ProcessMemory, UserPageState
+from .host import Memslot
+
+__all__ = ["KvmGuestMemory"]
+
+
+class KvmGuestMemory:
+    def __init__(self, slots: list[Memslot], process: ProcessMemory,
+                 host_page_state: Callable[[int], PageState]) -> None:
+        # Address space 0 is the guest's RAM and ROMs; 1 is SMM's view.
+        self.slots = sorted((s for s in slots if s.as_id == 0 and s.npages > 0), key=lambda s: s.base_gfn)
+        self._bases = [s.base_gfn for s in self.slots]
+        self.process = process
+        self._host_state = host_page_state
+
+    def ranges(self) -> list[PhysRange]:
+        out: list[PhysRange] = []
+        for s in self.slots:
+            if out and out[-1].end == s.gpa_start:
+                out[-1] = PhysRange(out[-1].start, s.gpa_end)
+            else:
+                out.append(PhysRange(s.gpa_start, s.gpa_end))
+        return out
+
+    def slot(self, gfn: int) -> Memslot | None:
+        i = bisect.bisect_right(self._bases, gfn) - 1
+        if i >= 0 and gfn < self.slots[i].base_gfn + self.slots[i].npages:
+            return self.slots[i]
+        return None
+
+    def hva(self, gpa: int) -> int:
+        """QEMU's user address for ``gpa``."""
+        s = self.slot(gpa >> 12)
+        if s is None:
+            raise OutsideDump(gpa, "guest-physical", "in no memslot of this VM")
+        return s.userspace_addr + (gpa - s.gpa_start)
+
+    def read_phys(self, gpa: int, size: int) -> bytes:
+        out = bytearray()
+        while size > 0:
+            n = min(size, 4096 - (gpa & 0xFFF))
+            hva = self.hva(gpa)
+            try:
+                out += self.process.read(hva, n)
+            except PageSwappedOut as e:
+                raise PageSwappedOut(gpa, "guest-physical", f"QEMU address {hva:#x}: {e.detail}") from None
+            except MemoryFault as e:
+                if e.space.endswith("user-virtual"):
+                    raise MemoryFault(gpa, "guest-physical", f"QEMU address {hva:#x}: {e.detail}") from None
+                raise
+            gpa += n
+            size -= n
+        return bytes(out)
+
+    def page_state(self, gfn: int) -> PageState:
+        """PRESENT when the page's data is in the dump; EXCLUDED when the guest
+        has the page but the dump does not (untouched, swapped, or filtered
+        out on the host); ABSENT outside every memslot."""
+        s = self.slot(gfn)
+        if s is None:
+            return PageState.ABSENT
+        p = self.process.page(s.userspace_addr + ((gfn - s.base_gfn) << 12))
+        if p.state is not UserPageState.PRESENT or p.paddr is None:
+            return PageState.EXCLUDED
+        return PageState.PRESENT if self._host_state(p.paddr >> 12) is PageState.PRESENT else PageState.EXCLUDED
+
+    def slot_pages(self, s: Memslot) -> dict[str, int]:
+        """How many of a slot's pages are in each state (present, untouched,
+        swapped, unreadable), from QEMU's page tables."""
+        counts = {st.value: 0 for st in UserPageState}
+        start = s.userspace_addr
+        for a, b, st in self.process.runs(start, start + (s.npages << 12)):
+            counts[st.value] += (b - a) >> 12
+        return counts
