@@ -21,6 +21,8 @@ from .translate import VirtualMemory
 from .vmcoreinfo import VmcoreInfo
 
 if TYPE_CHECKING:
+    import drgn
+
     from .kvm.guest_memory import KvmGuestMemory
     from .kvm.host import KvmVm
     from .xen.hypervisor import XenHypervisor
@@ -130,6 +132,8 @@ class Machine:
         self.xen: "XenHypervisor | None" = None
         #: Xen's console ring, when xen-syms says where it is.
         self.xen_console: list[str] = []
+        #: drgn over Xen's address space with xen-syms (types, symbols, stacks).
+        self.xen_prog: "drgn.Program | None" = None
         #: KVM VMs found in a Linux host's dump (domains 1..N).
         self.kvm_vms: "list[KvmVm]" = []
         self.kvm_memory: "dict[int, KvmGuestMemory]" = {}
@@ -231,6 +235,7 @@ def _xen_machine(dump: Dump, xen: "XenHypervisor", xen_syms: str | None = None) 
     if prog is not None:
         from .xen.hypervisor import console_ring, hypervisor_panic
 
+        machine.xen_prog = prog
         machine.xen_console = console_ring(xen, prog)
         machine.hypervisor["panic"] = hypervisor_panic(machine.xen_console)
     return machine

@@ -115,3 +115,8 @@ class Result:
     def warn(self, message: str) -> None:
         self.warnings.append(message)
         self.partial = True
+
+    def note(self, message: str) -> None:
+        """Say something the reader should know that does not make the
+        result partial (a --limit reached, an option that would add more)."""
+        self.warnings.append(message)

@@ -143,6 +143,25 @@ def _domain(session: "Session", domain: Domain, errors: list[str]) -> dict[str, 
     return out
 
 
+def _hypervisor(session: "Session") -> dict[str, Any] | None:
+    """The machine's hypervisor; for Xen with xen-syms, the panicking pCPU's
+    own stack goes with its panic."""
+    hv = session.machine.hypervisor
+    if hv is None:
+        return None
+    out = dict(hv)
+    panic = out.get("panic")
+    prog = session.machine.xen_prog
+    if isinstance(panic, dict) and prog is not None and isinstance(panic.get("cpu"), int):
+        from .xen.stacks import pcpu_stack
+
+        cpus = session.dump.cpus
+        cpu = panic["cpu"]
+        frames = pcpu_stack(prog, cpus[cpu].registers) if 0 <= cpu < len(cpus) else []
+        out["panic"] = dict(panic, stack=[_frame(f) for f in frames], stack_method="unwind" if frames else "none")
+    return out
+
+
 def triage(session: "Session") -> dict[str, Any]:
     from .info import describe
 
@@ -165,7 +184,7 @@ def triage(session: "Session") -> dict[str, Any]:
         "arch": info["arch"],
         "cpus": info["cpus"],
         "vmcoreinfo": info["vmcoreinfo"],
-        "hypervisor": session.machine.hypervisor,
+        "hypervisor": _hypervisor(session),
         "domains": domains,
         "signature": sig,
         "errors": errors,

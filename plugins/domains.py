@@ -9,6 +9,10 @@ from analyzer.plugin import Need, Plugin
 from analyzer.results import Column, KeyValues, Kind, Result, Table
 from analyzer.session import Session
 
+#: How a Xen crash ends on every pCPU (common/kexec.c, arch/x86/crash.c).
+XEN_CRASH_MACHINERY = frozenset({"kexec_crash_save_cpu", "kexec_crash", "do_nmi_crash", "do_crashdump_trigger",
+                                 "elf_core_save_regs", "machine_crash_shutdown", "nmi_shootdown_cpus"})
+
 XEN = Need("a Xen hypervisor dump", lambda s: None if s.machine.xen is not None else
            "no Xen hypervisor in this dump (no Xen crash notes)")
 
@@ -60,14 +64,29 @@ class Pcpus(Plugin):
     def run(self, session: Session, **options: Any) -> Result:
         xen = session.machine.xen
         assert xen is not None
-        result = Result(self.name, mode="Xen crash notes (no xen-syms)")
-        t = Table([Column("pcpu", Kind.INT), Column("rip", Kind.REGISTER), Column("rsp", Kind.REGISTER),
-                   Column("cr3", Kind.ADDRESS)])
+        prog = session.machine.xen_prog
+        result = Result(self.name, mode="Xen crash notes" + (" and xen-syms" if prog else " (no xen-syms)"))
+        t = Table([Column("pcpu", Kind.INT), Column("domain", Kind.INT), Column("vcpu", Kind.INT),
+                   Column("rip", Kind.REGISTER), Column("rsp", Kind.REGISTER), Column("cr3", Kind.ADDRESS),
+                   Column("function", Kind.SYMBOL)])
         cpus = session.dump.cpus
         for i, cr3 in enumerate(xen.pcpu_cr3):
             regs = cpus[i].registers if i < len(cpus) else {}
-            t.add(i, regs.get("rip"), regs.get("rsp"), cr3)
+            dom = vcpu = func = None
+            if prog is not None:
+                from analyzer.xen.stacks import pcpu_current, pcpu_stack
+
+                cur = pcpu_current(prog, i)
+                dom, vcpu = cur if cur else (None, None)
+                # where it was, past the crash-note machinery
+                frames = [f for f in pcpu_stack(prog, regs) if not f.inline]
+                useful = [f for f in frames if f.symbol_name not in XEN_CRASH_MACHINERY]
+                top = useful or frames
+                func = top[0].where if top else None
+            t.add(i, dom, vcpu, regs.get("rip"), regs.get("rsp"), cr3, func)
         result.add(t)
+        if prog is None:
+            result.note("which vCPU each pCPU ran, and where, needs --xen-syms")
         return result
 
 

@@ -39,15 +39,35 @@ examples:
   vmcrash run bt vmcore --vmlinux vmlinux
   vmcrash run bt vmcore 1 --vmlinux vmlinux
   vmcrash run bt vmcore --all --vmlinux vmlinux --markdown
+
+Xen's own stacks (a Xen hypervisor dump, with --xen-syms): --pcpu N for one
+physical CPU, --xen for all of them, each from the registers in its crash
+note, unwound with xen-syms' debug info (frame pointers where that ends).
+
+  vmcrash run bt xen-host.vmcore --xen --xen-syms xen-syms
 """
     options = (
         Option("pid", "a task's pid", type=int, positional=True, metavar="PID"),
         Option("cpu", "the task running on this CPU", type=int, metavar="N"),
         Option("all", "every CPU's active task", type=bool, default=False),
+        Option("pcpu", "Xen's stack on this physical CPU (needs --xen-syms)", type=int, metavar="N"),
+        Option("xen", "Xen's stack on every physical CPU (needs --xen-syms)", type=bool, default=False),
     )
     needs = (LINUX, KERNEL_TYPES)
 
+    @classmethod
+    def why_not(cls, session: Session, options: dict[str, Any] | None = None) -> str | None:
+        if options and (options.get("xen") or options.get("pcpu") is not None):
+            if session.machine.xen is None:
+                return "no Xen hypervisor in this dump (--pcpu and --xen show Xen's own stacks)"
+            if session.machine.xen_prog is None:
+                return "Xen's stacks need its symbols and debug info: give --xen-syms FILE"
+            return None
+        return super().why_not(session)
+
     def run(self, session: Session, **options: Any) -> Result:
+        if options.get("xen") or options.get("pcpu") is not None:
+            return self._xen(session, options)
         linux = session.linux()
         result = Result(self.name, mode=linux.mode)
         if options.get("pid") is not None:
@@ -76,4 +96,25 @@ examples:
                 result.add(frames_table(frames, f"CPU {cpu}: PID {t.pid} ({t.comm})" + _marked(method)))
             except (LookupError, ValueError) as e:
                 result.warn(f"CPU {cpu}: {e}")
+        return result
+
+    def _xen(self, session: Session, options: dict[str, Any]) -> Result:
+        from analyzer.xen.stacks import pcpu_current, pcpu_stack
+
+        m = session.machine
+        prog = m.xen_prog
+        assert prog is not None and m.xen is not None
+        result = Result(self.name, mode="Xen: xen-syms DWARF (frame pointers where it ends)")
+        cpus = session.dump.cpus
+        n = len(m.xen.pcpu_cr3) or len(cpus)
+        wanted = range(n) if options.get("xen") else [options["pcpu"]]
+        for pcpu in wanted:
+            if not 0 <= pcpu < len(cpus):
+                raise PluginError(f"no saved registers for pCPU {pcpu} (the dump has {len(cpus)})")
+            frames = pcpu_stack(prog, cpus[pcpu].registers)
+            cur = pcpu_current(prog, pcpu)
+            running = f": d{cur[0]}v{cur[1]}" if cur else ""
+            result.add(frames_table(frames, f"pCPU {pcpu}{running}"))
+            if not frames:
+                result.warn(f"pCPU {pcpu}: drgn could not unwind from rip {cpus[pcpu].registers.get('rip', 0):#x}")
         return result

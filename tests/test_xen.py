@@ -195,3 +195,63 @@ def test_xen_console_and_panic_with_xen_syms(capsys):
     with open(os.path.join(samples.SAMPLES, HVDUMP, "facts", "xl-dmesg.kdump.txt")) as f:
         live = [ln.rstrip("\n") for ln in f if ln.startswith("(XEN)")]
     assert live[:20] == out.splitlines()[:20]  # the ring's start, as `xl dmesg` printed it live
+
+
+@pytest.mark.skipif(HVDUMP not in samples.sample_names(), reason="hypervisor kdump sample missing")
+def test_xen_stacks_of_every_pcpu(capsys):
+    """Xen's own stacks from the crash notes and xen-syms (crash 8.0.6 prints
+    "(no stack)" for both pCPUs of this dump): pCPU 0 ran the `C` debug key
+    from dom0's hypercall into kexec; pCPU 1 was shot down by the crash NMI.
+    Each pCPU's current vCPU equals crash's `pcpus`."""
+    facts = samples.facts(HVDUMP)
+    path = samples.path(HVDUMP, "vmcore.elf.xz")
+    xen_syms = samples.path("xen-kernel", "xen-syms.xz")
+    assert main(["run", "bt", path, "--xen", "--xen-syms", xen_syms, "--json"]) == EXIT_OK
+    import json
+
+    sections = json.loads(capsys.readouterr().out)["sections"]
+    names = [[r["symbol"].split("+")[0] for r in s["rows"] if r["symbol"]] for s in sections]
+    chain0 = ["kexec_crash_save_cpu", "kexec_crash", "do_crashdump_trigger", "handle_keypress", "do_sysctl",
+              "pv_hypercall", "lstar_enter"]
+    assert [n for n in names[0] if n in chain0] == chain0
+    assert [n for n in names[1] if n in ("do_nmi_crash", "do_nmi")] == ["do_nmi_crash", "do_nmi"]
+    current = {p["pcpu"]: (p["domain"], p["vcpu"]) for p in facts["hypervisor"]["pcpu_current_in_dump"]}
+    for pcpu, (dom, vcpu) in current.items():
+        assert sections[pcpu]["title"] == f"pCPU {pcpu}: d{dom}v{vcpu}"
+    assert main(["run", "pcpus", path, "--xen-syms", xen_syms, "--json"]) == EXIT_OK
+    rows = json.loads(capsys.readouterr().out)["sections"][0]["rows"]
+    assert {r["pcpu"]: (r["domain"], r["vcpu"]) for r in rows} == current
+    assert rows[0]["function"].startswith("handle_keypress") and rows[1]["function"].startswith("do_nmi+")
+    # without xen-syms: a clear refusal, not a traceback
+    assert main(["run", "bt", path, "--xen"]) != EXIT_OK
+    assert "--xen-syms" in capsys.readouterr().err
+    with analyzer.open(path, xen_syms=xen_syms) as s:
+        from analyzer.triage import triage
+
+        panic = triage(s)["hypervisor"]["panic"]
+        assert panic["cpu"] == 0 and panic["stack_method"] == "unwind"
+        assert "do_crashdump_trigger" in [f["symbol"] for f in panic["stack"]]
+
+
+@pytest.mark.skipif(XENDUMP not in samples.sample_names(), reason="xendump sample missing")
+def test_p2m_of_the_xendump_equals_its_p2m_section(capsys):
+    """`p2m` against the .xen_p2m section read here with pyelftools."""
+    import json
+
+    from elftools.elf.elffile import ELFFile
+
+    path = samples.path(XENDUMP, "xendump.elf.xz")
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        raw = elf.get_section_by_name(".xen_p2m").data()
+    pairs = [(int.from_bytes(raw[i:i + 8], "little"), int.from_bytes(raw[i + 8:i + 16], "little"))
+             for i in range(0, len(raw), 16)]
+    valid = [(p, m) for p, m in pairs if m != (1 << 64) - 1 and p != (1 << 64) - 1]
+    for pfn, mfn in [valid[0], valid[len(valid) // 2], valid[-1]]:
+        assert main(["run", "p2m", path, hex((pfn << 12) | 0x123), "--json"]) == EXIT_OK
+        kv = json.loads(capsys.readouterr().out)["sections"][0]["items"]
+        got = {i["key"]: i["value"] for i in kv}
+        assert got["mfn"] == mfn and got["machine"] == (mfn << 12) | 0x123
+    assert main(["run", "p2m", path, "--limit", "3", "--json"]) == EXIT_OK
+    rows = json.loads(capsys.readouterr().out)["sections"][0]["rows"]
+    assert len(rows) == 3 and rows[0]["gpa"] == valid[0][0] << 12 and rows[0]["to"] == valid[0][1] << 12

@@ -73,6 +73,39 @@ class Frame:
         return f"{self.symbol}+{self.offset:#x}" if self.offset else self.symbol
 
 
+def drgn_frames(prog: drgn.Program, trace: drgn.StackTrace, limit: int | None = None) -> list[Frame]:
+    """drgn's frames as ours: name (inlined functions too), symbol+offset,
+    module, source line."""
+    frames: list[Frame] = []
+    for i, f in enumerate(trace):
+        if i >= (limit or MAX_FRAMES):
+            break
+        pc = int(f.pc)
+        name = f.function_name  # None when neither DWARF nor a symbol names it
+        offset = None
+        sym_name = None
+        try:
+            sym = f.symbol()
+            name = name or sym.name
+            sym_name = sym.name
+            offset = pc - sym.address
+        except LookupError:
+            pass
+        module = None
+        try:
+            module = prog.module(pc).name
+        except LookupError:
+            pass
+        source = None
+        try:
+            filename, line, _col = f.source()
+            source = f"{filename}:{line}"
+        except LookupError:
+            pass
+        frames.append(Frame(i, pc, name, offset, module, source, bool(f.is_inline), sym_name))
+    return frames
+
+
 @dataclass(frozen=True)
 class PanicInfo:
     message: str | None
@@ -429,34 +462,7 @@ class LinuxGuest:
         return Frame(index, pc, sym.name, pc - sym.address, module, None, False, sym.name)
 
     def _frames(self, trace: drgn.StackTrace) -> list[Frame]:
-        frames: list[Frame] = []
-        for i, f in enumerate(trace):
-            if i >= MAX_FRAMES:
-                break
-            pc = int(f.pc)
-            name = f.function_name  # None when neither DWARF nor a symbol names it
-            offset = None
-            sym_name = None
-            try:
-                sym = f.symbol()
-                name = name or sym.name
-                sym_name = sym.name
-                offset = pc - sym.address
-            except LookupError:
-                pass
-            module = None
-            try:
-                module = self.prog.module(pc).name
-            except LookupError:
-                pass
-            source = None
-            try:
-                filename, line, _col = f.source()
-                source = f"{filename}:{line}"
-            except LookupError:
-                pass
-            frames.append(Frame(i, pc, name, offset, module, source, bool(f.is_inline), sym_name))
-        return frames
+        return drgn_frames(self.prog, trace)
 
     # -- log and modules ----------------------------------------------------
 

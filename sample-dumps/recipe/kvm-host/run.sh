@@ -5,12 +5,12 @@
 # /proc/vmcore with makedumpfile -d 23 (user pages, hence the guest RAM, kept).
 # Usage: run.sh BUILD_DIR RUN_DIR [MEM] [CRASHKERNEL] [DUMPLEVEL]
 #   BUILD_DIR holds host-initramfs.cpio.gz + crash-initramfs.cpio.gz (make-initramfs.sh)
-#   MEM default 512M, CRASHKERNEL default 96M, DUMPLEVEL default 23.
+#   MEM default 384M, CRASHKERNEL default 96M, DUMPLEVEL default 23.
 # Output in RUN_DIR: console.log (host serial), inner-console.log, host-facts/,
 # vmcore.elf, vmcore.kdump-zlib, makedumpfile-*.log, qemu.cmd, qemu.exit.
 set -eu
 build=$(cd "${1:?build dir}" && pwd); run=${2:?run dir}
-mem=${3:-512M}; ck=${4:-96M}; dl=${5:-23}
+mem=${3:-384M}; ck=${4:-96M}; dl=${5:-23}
 bzimage="${BZIMAGE:-$build/../linux-source-6.1/arch/x86/boot/bzImage}"
 rm -rf "$run"; mkdir -p "$run"; run=$(cd "$run" && pwd)
 cp "$bzimage" "$build/crash-initramfs.cpio.gz" "$run/"
