@@ -134,11 +134,9 @@ class Machine:
         self.xen_console: list[str] = []
         #: drgn over Xen's address space with xen-syms (types, symbols, stacks).
         self.xen_prog: "drgn.Program | None" = None
-        #: KVM VMs found in a Linux host's dump (domains 1..N).
-        self.kvm_vms: "list[KvmVm]" = []
-        self.kvm_memory: "dict[int, KvmGuestMemory]" = {}
-        #: What could not be found while building the machine.
-        self.notes: list[str] = []
+        self._kvm_vms: "list[KvmVm]" = []
+        self._kvm_memory: "dict[int, KvmGuestMemory]" = {}
+        self._notes: list[str] = []
         self._expand: Callable[[], None] | None = None
 
     def expand_later(self, expand: Callable[[], None]) -> None:
@@ -165,6 +163,28 @@ class Machine:
     @hypervisor.setter
     def hypervisor(self, value: dict[str, object] | None) -> None:
         self._hypervisor = value
+
+    @property
+    def kvm_vms(self) -> "list[KvmVm]":
+        """KVM VMs found in a Linux host's dump (domains 1..N)."""
+        self._expanded()
+        return self._kvm_vms
+
+    @kvm_vms.setter
+    def kvm_vms(self, value: "list[KvmVm]") -> None:
+        self._kvm_vms = value
+
+    @property
+    def kvm_memory(self) -> "dict[int, KvmGuestMemory]":
+        """Each KVM VM's memory view, by domain id."""
+        self._expanded()
+        return self._kvm_memory
+
+    @property
+    def notes(self) -> list[str]:
+        """What could not be found while building the machine."""
+        self._expanded()
+        return self._notes
 
     def domain(self, id: int | None = None) -> Domain:
         first = self._domains[0]

@@ -20,6 +20,10 @@ from .host import Memslot
 
 __all__ = ["KvmGuestMemory"]
 
+#: Guest frames whose host page is remembered (64K pages: 256 MiB of guest).
+CACHE_PAGES = 1 << 16
+UNTOUCHED_PAGE = -1
+
 
 class KvmGuestMemory:
     def __init__(self, slots: list[Memslot], process: ProcessMemory,
@@ -29,6 +33,7 @@ class KvmGuestMemory:
         self._bases = [s.base_gfn for s in self.slots]
         self.process = process
         self._host_state = host_page_state
+        self._cache: dict[int, int] = {}
 
     def ranges(self) -> list[PhysRange]:
         out: list[PhysRange] = []
@@ -52,19 +57,40 @@ class KvmGuestMemory:
             raise OutsideDump(gpa, "guest-physical", "in no memslot of this VM")
         return s.userspace_addr + (gpa - s.gpa_start)
 
+    def _host_page(self, gfn: int) -> int:
+        """The host-physical address of guest frame ``gfn``'s page, or
+        UNTOUCHED_PAGE; cached, as drgn reads the same pages many times."""
+        hpa = self._cache.get(gfn)
+        if hpa is not None:
+            return hpa
+        hva = self.hva(gfn << 12)
+        p = self.process.page(hva)
+        if p.state is UserPageState.PRESENT and p.paddr is not None:
+            hpa = p.paddr & ~0xFFF
+        elif p.state is UserPageState.UNTOUCHED:
+            hpa = UNTOUCHED_PAGE
+        elif p.state is UserPageState.SWAPPED:
+            raise PageSwappedOut(gfn << 12, "guest-physical", f"QEMU address {hva:#x}: {p.detail}")
+        else:
+            raise MemoryFault(gfn << 12, "guest-physical", f"QEMU address {hva:#x}: {p.detail or p.state.value}")
+        if len(self._cache) >= CACHE_PAGES:
+            self._cache.clear()
+        self._cache[gfn] = hpa
+        return hpa
+
     def read_phys(self, gpa: int, size: int) -> bytes:
         out = bytearray()
         while size > 0:
-            n = min(size, 4096 - (gpa & 0xFFF))
-            hva = self.hva(gpa)
-            try:
-                out += self.process.read(hva, n)
-            except PageSwappedOut as e:
-                raise PageSwappedOut(gpa, "guest-physical", f"QEMU address {hva:#x}: {e.detail}") from None
-            except MemoryFault as e:
-                if e.space.endswith("user-virtual"):
-                    raise MemoryFault(gpa, "guest-physical", f"QEMU address {hva:#x}: {e.detail}") from None
-                raise
+            off = gpa & 0xFFF
+            n = min(size, 4096 - off)
+            hpa = self._host_page(gpa >> 12)
+            if hpa == UNTOUCHED_PAGE:
+                chunk = bytes(n)  # never touched: the guest reads zeros there
+            else:
+                chunk = self.process.read_phys(hpa + off, n)
+            if n == size and not out:
+                return chunk
+            out += chunk
             gpa += n
             size -= n
         return bytes(out)

@@ -274,7 +274,7 @@ def find_vms(linux: "LinuxGuest", notes: list[str]) -> list[KvmVm]:
     for index, kvm in enumerate(reversed(kvms), start=1):
         vnotes: list[str] = []
         try:
-            address = int(kvm.address_of_().value_())
+            address = int(kvm.value_())
             pid = int(kvm.userspace_pid.value_())
             mm = kvm.mm.read_()
             pgd = int(mm.pgd.value_())
