@@ -187,6 +187,8 @@ class Machine:
         return self._notes
 
     def domain(self, id: int | None = None) -> Domain:
+        if not self._domains:
+            raise KeyError("no domain is known in this dump" + (f" ({self._notes[0]})" if self._notes else ""))
         first = self._domains[0]
         if id is None or id == first.id:
             return first
@@ -210,12 +212,23 @@ def machine_from_dump(dump: Dump, xen_syms: str | None = None) -> Machine:
         from .xen.hypervisor import find_xen_with_syms
 
         xen = find_xen_with_syms(dump, xen_syms)
+    if xen is None and _may_be_a_xen_host(dump):
+        from .xen.hypervisor import find_xen_in_memory
+
+        xen = find_xen_in_memory(dump)
     if xen is not None:
         return _xen_machine(dump, xen, xen_syms)
     guest = Domain(0, name=None, type="guest", vcpus=vcpus, read_phys=dump.read_phys,
                    vmcoreinfo=dump.vmcoreinfo, ranges=dump.ranges, cpu_states=dump.cpus,
                    page_state=dump.page_state, whole_dump=True)
     return Machine(dump, [guest])
+
+
+def _may_be_a_xen_host(dump: Dump) -> bool:
+    """A dump with CPU states but no kernel of its own (a kernel's kdump has
+    VMCOREINFO): a QEMU dump of a whole Xen host looks like this."""
+    vmci = dump.vmcoreinfo
+    return bool(dump.cpus) and (vmci is None or vmci.osrelease is None or "xen" in (vmci.get("OSRELEASE") or ""))
 
 
 def _xen_machine(dump: Dump, xen: "XenHypervisor", xen_syms: str | None = None) -> Machine:
@@ -252,12 +265,15 @@ def _xen_machine(dump: Dump, xen: "XenHypervisor", xen_syms: str | None = None) 
     machine.hypervisor = {"name": "xen", "version": xen.version, "panic": None,
                           "xen_phys_start": xen.xen_phys_start, "pcpus": len(xen.pcpu_cr3)}
     machine.xen = xen
-    if prog is not None:
-        from .xen.hypervisor import console_ring, hypervisor_panic
+    from .xen.hypervisor import console_ring, hypervisor_panic
 
-        machine.xen_prog = prog
-        machine.xen_console = console_ring(xen, prog)
-        machine.hypervisor["panic"] = hypervisor_panic(machine.xen_console)
+    machine.xen_prog = prog
+    # with xen-syms, or through the symbol table in Xen's own image
+    machine.xen_console = console_ring(xen, prog)
+    machine.hypervisor["panic"] = hypervisor_panic(machine.xen_console)
+    if not domains:
+        machine.notes.append("Xen's domains need the offsets in VMCOREINFO_XEN (a Xen kdump) or xen-syms: "
+                             "give --xen-syms FILE")
     return machine
 
 

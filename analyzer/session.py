@@ -44,13 +44,13 @@ class Session:
     @cached_property
     def machine(self) -> Machine:
         m = machine_from_dump(self.dump, xen_syms=self.xen_syms)
-        host = m.domain()
-        if m.xen is None and host.whole_dump and host.is_linux:
+        host = m.domain() if m.xen is None else None
+        if host is not None and host.whole_dump and host.is_linux:
             # A Linux kernel may be a KVM host: its VMs are found through the
             # host kernel's types, so only when someone asks for the domains.
             from .kvm.machine import add_kvm_vms
 
-            m.expand_later(lambda: add_kvm_vms(m, lambda: self.linux(host)))
+            m.expand_later(lambda: add_kvm_vms(m, lambda: self.linux(m.domain())))
         return m
 
     @property

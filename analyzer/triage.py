@@ -144,21 +144,18 @@ def _domain(session: "Session", domain: Domain, errors: list[str]) -> dict[str, 
 
 
 def _hypervisor(session: "Session") -> dict[str, Any] | None:
-    """The machine's hypervisor; for Xen with xen-syms, the panicking pCPU's
-    own stack goes with its panic."""
+    """The machine's hypervisor; for Xen, the panicking pCPU's own stack goes
+    with its panic (unwound with xen-syms, else scanned with Xen's symbols)."""
     hv = session.machine.hypervisor
     if hv is None:
         return None
     out = dict(hv)
     panic = out.get("panic")
-    prog = session.machine.xen_prog
-    if isinstance(panic, dict) and prog is not None and isinstance(panic.get("cpu"), int):
-        from .xen.stacks import pcpu_stack
+    if isinstance(panic, dict) and session.machine.xen is not None and isinstance(panic.get("cpu"), int):
+        from .xen.stacks import best_pcpu_stack
 
-        cpus = session.dump.cpus
-        cpu = panic["cpu"]
-        frames = pcpu_stack(prog, cpus[cpu].registers) if 0 <= cpu < len(cpus) else []
-        out["panic"] = dict(panic, stack=[_frame(f) for f in frames], stack_method="unwind" if frames else "none")
+        frames, method = best_pcpu_stack(session.machine, panic["cpu"])
+        out["panic"] = dict(panic, stack=[_frame(f) for f in frames], stack_method=method)
     return out
 
 

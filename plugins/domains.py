@@ -65,28 +65,26 @@ class Pcpus(Plugin):
         xen = session.machine.xen
         assert xen is not None
         prog = session.machine.xen_prog
-        result = Result(self.name, mode="Xen crash notes" + (" and xen-syms" if prog else " (no xen-syms)"))
+        result = Result(self.name, mode="pCPU registers from the dump's notes" + (
+            "; xen-syms" if prog else "; Xen's own symbol table (no xen-syms)"))
         t = Table([Column("pcpu", Kind.INT), Column("domain", Kind.INT), Column("vcpu", Kind.INT),
                    Column("rip", Kind.REGISTER), Column("rsp", Kind.REGISTER), Column("cr3", Kind.ADDRESS),
                    Column("function", Kind.SYMBOL)])
+        from analyzer.xen.stacks import best_pcpu_stack, pcpu_current
+
         cpus = session.dump.cpus
         for i, cr3 in enumerate(xen.pcpu_cr3):
             regs = cpus[i].registers if i < len(cpus) else {}
-            dom = vcpu = func = None
-            if prog is not None:
-                from analyzer.xen.stacks import pcpu_current, pcpu_stack
-
-                cur = pcpu_current(prog, i)
-                dom, vcpu = cur if cur else (None, None)
-                # where it was, past the crash-note machinery
-                frames = [f for f in pcpu_stack(prog, regs) if not f.inline]
-                useful = [f for f in frames if f.symbol_name not in XEN_CRASH_MACHINERY]
-                top = useful or frames
-                func = top[0].where if top else None
-            t.add(i, dom, vcpu, regs.get("rip"), regs.get("rsp"), cr3, func)
+            cur = pcpu_current(prog, i) if prog is not None else None
+            dom, vcpu = cur if cur else (None, None)
+            # where it was, past the crash-note machinery
+            frames = [f for f in best_pcpu_stack(session.machine, i)[0] if not f.inline]
+            useful = [f for f in frames if f.symbol_name not in XEN_CRASH_MACHINERY]
+            top = useful or frames
+            t.add(i, dom, vcpu, regs.get("rip"), regs.get("rsp"), cr3, top[0].where if top else None)
         result.add(t)
         if prog is None:
-            result.note("which vCPU each pCPU ran, and where, needs --xen-syms")
+            result.note("which vCPU each pCPU ran needs --xen-syms")
         return result
 
 
@@ -130,15 +128,17 @@ examples:
 
 class Xenlog(Plugin):
     name = "xenlog"
-    help = "Xen's console ring (what `xl dmesg` shows), from a hypervisor dump with --xen-syms"
+    help = "Xen's console ring (what `xl dmesg` shows), from a hypervisor dump"
     needs = (XEN,)
 
     def run(self, session: Session, **options: Any) -> Result:
         from analyzer.results import Text
 
         lines = session.machine.xen_console
-        result = Result(self.name, mode="xen-syms" if lines else None)
+        located = "xen-syms" if session.machine.xen_prog is not None else "Xen's own symbol table"
+        result = Result(self.name, mode=f"console ring located by {located}" if lines else None)
         if not lines:
-            result.warn("the console ring needs xen-syms (give --xen-syms FILE)")
+            result.warn("the console ring was not found (Xen's symbol table is not in the dump: "
+                        "give --xen-syms FILE)")
         result.add(Text("\n".join(lines)))
         return result

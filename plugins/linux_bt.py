@@ -20,7 +20,7 @@ def frames_table(frames: list[Frame], title: str) -> Table:
 
 
 def _marked(method: str) -> str:
-    return {"scan": "  [stack SCAN: no unwinder without the vmlinux; old return addresses may appear]",
+    return {"scan": "  [stack SCAN: no unwinder without the debug file; old return addresses may appear]",
             "none": "  [no registers saved for it]"}.get(method, "")
 
 
@@ -40,9 +40,10 @@ examples:
   vmcrash run bt vmcore 1 --vmlinux vmlinux
   vmcrash run bt vmcore --all --vmlinux vmlinux --markdown
 
-Xen's own stacks (a Xen hypervisor dump, with --xen-syms): --pcpu N for one
-physical CPU, --xen for all of them, each from the registers in its crash
-note, unwound with xen-syms' debug info (frame pointers where that ends).
+Xen's own stacks (a Xen hypervisor dump): --pcpu N for one physical CPU,
+--xen for all of them, from the registers in each pCPU's crash note (or
+QEMU's CPU state), unwound with xen-syms' debug info when --xen-syms is
+given, else scanned and named with the symbol table in Xen's own image.
 
   vmcrash run bt xen-host.vmcore --xen --xen-syms xen-syms
 """
@@ -50,8 +51,8 @@ note, unwound with xen-syms' debug info (frame pointers where that ends).
         Option("pid", "a task's pid", type=int, positional=True, metavar="PID"),
         Option("cpu", "the task running on this CPU", type=int, metavar="N"),
         Option("all", "every CPU's active task", type=bool, default=False),
-        Option("pcpu", "Xen's stack on this physical CPU (needs --xen-syms)", type=int, metavar="N"),
-        Option("xen", "Xen's stack on every physical CPU (needs --xen-syms)", type=bool, default=False),
+        Option("pcpu", "Xen's stack on this physical CPU", type=int, metavar="N"),
+        Option("xen", "Xen's stack on every physical CPU", type=bool, default=False),
     )
     needs = (LINUX, KERNEL_TYPES)
 
@@ -60,8 +61,8 @@ note, unwound with xen-syms' debug info (frame pointers where that ends).
         if options and (options.get("xen") or options.get("pcpu") is not None):
             if session.machine.xen is None:
                 return "no Xen hypervisor in this dump (--pcpu and --xen show Xen's own stacks)"
-            if session.machine.xen_prog is None:
-                return "Xen's stacks need its symbols and debug info: give --xen-syms FILE"
+            if session.machine.xen_prog is None and session.machine.xen.symbols is None:
+                return "Xen's symbol table was not found in its image: give --xen-syms FILE"
             return None
         return super().why_not(session)
 
@@ -99,22 +100,23 @@ note, unwound with xen-syms' debug info (frame pointers where that ends).
         return result
 
     def _xen(self, session: Session, options: dict[str, Any]) -> Result:
-        from analyzer.xen.stacks import pcpu_current, pcpu_stack
+        from analyzer.xen.stacks import best_pcpu_stack, pcpu_current
 
         m = session.machine
+        assert m.xen is not None
         prog = m.xen_prog
-        assert prog is not None and m.xen is not None
-        result = Result(self.name, mode="Xen: xen-syms DWARF (frame pointers where it ends)")
+        result = Result(self.name, mode="Xen: xen-syms DWARF (frame pointers where it ends)" if prog else
+                        "Xen: its own symbol table, stacks SCANNED (no xen-syms)")
         cpus = session.dump.cpus
         n = len(m.xen.pcpu_cr3) or len(cpus)
         wanted = range(n) if options.get("xen") else [options["pcpu"]]
         for pcpu in wanted:
             if not 0 <= pcpu < len(cpus):
                 raise PluginError(f"no saved registers for pCPU {pcpu} (the dump has {len(cpus)})")
-            frames = pcpu_stack(prog, cpus[pcpu].registers)
-            cur = pcpu_current(prog, pcpu)
+            frames, method = best_pcpu_stack(m, pcpu)
+            cur = pcpu_current(prog, pcpu) if prog is not None else None
             running = f": d{cur[0]}v{cur[1]}" if cur else ""
-            result.add(frames_table(frames, f"pCPU {pcpu}{running}"))
+            result.add(frames_table(frames, f"pCPU {pcpu}{running}" + _marked(method)))
             if not frames:
-                result.warn(f"pCPU {pcpu}: drgn could not unwind from rip {cpus[pcpu].registers.get('rip', 0):#x}")
+                result.warn(f"pCPU {pcpu}: no stack from rip {cpus[pcpu].registers.get('rip', 0):#x}")
         return result

@@ -149,8 +149,57 @@ def test_xen_found_in_a_qemu_host_dump_with_xen_syms():
         assert sorted(d.id for d in s.machine.domains) == sorted(d["id"] for d in facts["domains"])
         spinner = [t for t in s.linux(s.machine.domain(1)).tasks() if t.comm == "vmcrash-spinner"]
         assert spinner and spinner[0].state == "R"
-    with analyzer.open(samples.path(HOST, "host.elf.xz")) as s:  # without xen-syms: not found (yet)
-        assert s.machine.hypervisor is None
+        # each pCPU's current vCPU, as crash's `pcpus` read it
+        current = {p["pcpu"]: (p["domain"], p["vcpu"]) for p in facts["hypervisor"]["pcpu_current_in_dump"]}
+        from analyzer.xen.stacks import pcpu_current
+
+        assert {i: pcpu_current(s.machine.xen_prog, i) for i in current} == current
+
+
+@pytest.mark.skipif(HOST not in samples.sample_names(), reason="host QEMU sample missing")
+def test_xen_found_in_a_qemu_host_dump_without_xen_syms(capsys):
+    """No notes, no xen-syms: a CPU's CR3 reaches Xen's image, whose own
+    symbol table gives _stext (so xen_phys_start), the version functions and
+    the console ring; domains need offsets only xen-syms has, and say so."""
+    facts = samples.facts(HOST)
+    path = samples.path(HOST, "host.elf.xz")
+    with analyzer.open(path) as s:
+        hv = s.machine.hypervisor
+        assert hv is not None and hv["version"] == facts["xen_version"]
+        assert hv["xen_phys_start"] == int(facts["hypervisor"]["xen_phys_start"], 16)
+        assert s.machine.domains == [] and "--xen-syms" in s.machine.notes[0]
+    with open(os.path.join(samples.SAMPLES, HOST, "facts", "xl-dmesg.host.txt")) as f:
+        live = [ln.rstrip("\n") for ln in f if ln.startswith("(XEN)")]
+    assert main(["run", "xenlog", path]) == EXIT_OK
+    assert capsys.readouterr().out.splitlines()[:20] == live[:20]
+    assert main(["run", "bt", path, "--xen"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert out.count("stack SCAN") == 2 and "lstar_enter" in out
+    assert main(["run", "ps", path]) == 2
+    assert "no domain is known" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(HVDUMP not in samples.sample_names(), reason="hypervisor kdump sample missing")
+def test_xen_console_panic_and_stacks_without_xen_syms(capsys):
+    """A Xen kdump without xen-syms: the console ring and the panic through
+    the symbol table in Xen's image, each pCPU's stack scanned and named."""
+    facts = samples.facts(HVDUMP)
+    path = samples.path(HVDUMP, "vmcore.elf.xz")
+    with analyzer.open(path) as s:
+        want = facts["hypervisor"]["panic"]
+        assert s.machine.hypervisor["panic"] == {"cpu": want["cpu"], "message": want["message"]}
+        from analyzer.triage import triage
+
+        panic = triage(s)["hypervisor"]["panic"]
+        assert panic["stack_method"] == "scan"
+        names = [f["symbol"] for f in panic["stack"]]
+        chain = ["kexec_crash_save_cpu", "kexec_crash", "do_crashdump_trigger", "handle_keypress", "do_sysctl"]
+        assert [n for n in names if n in chain] == chain
+    assert main(["run", "pcpus", path, "--json"]) == EXIT_OK
+    import json
+
+    rows = json.loads(capsys.readouterr().out)["sections"][0]["rows"]
+    assert rows[0]["function"].startswith("handle_keypress") and rows[1]["function"].startswith("do_nmi+")
 
 
 def test_an_unknown_domain_is_a_usage_error(capsys):
@@ -222,9 +271,9 @@ def test_xen_stacks_of_every_pcpu(capsys):
     rows = json.loads(capsys.readouterr().out)["sections"][0]["rows"]
     assert {r["pcpu"]: (r["domain"], r["vcpu"]) for r in rows} == current
     assert rows[0]["function"].startswith("handle_keypress") and rows[1]["function"].startswith("do_nmi+")
-    # without xen-syms: a clear refusal, not a traceback
-    assert main(["run", "bt", path, "--xen"]) != EXIT_OK
-    assert "--xen-syms" in capsys.readouterr().err
+    # on a plain Linux dump: a clear refusal, not a traceback
+    assert main(["run", "bt", samples.path("linux-6.1-sysrq", "vmcore.kdump-zlib"), "--xen"]) != EXIT_OK
+    assert "no Xen hypervisor" in capsys.readouterr().err
     with analyzer.open(path, xen_syms=xen_syms) as s:
         from analyzer.triage import triage
 

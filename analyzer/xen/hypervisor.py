@@ -37,7 +37,9 @@ from ..vmcoreinfo import VmcoreInfo
 if TYPE_CHECKING:
     import drgn
 
-__all__ = ["xen_program", "xen_vcpus", "XenHypervisor", "XenDomainInfo", "find_xen", "find_xen_with_syms", "XEN_VIRT_START", "DIRECTMAP_VIRT_START"]
+    from .symbols import XenSymbols
+
+__all__ = ["xen_program", "xen_vcpus", "XenHypervisor", "XenDomainInfo", "find_xen", "find_xen_with_syms", "find_xen_in_memory", "XEN_VIRT_START", "DIRECTMAP_VIRT_START"]
 
 CRASH_INFO, CRASH_REGS = 0x1000001, 0x1000002
 XEN_VIRT_START = 0xFFFF82D040000000
@@ -46,6 +48,8 @@ RO_MPT_VIRT_START = 0xFFFF800000000000
 DOMID_FIRST_SPECIAL = 0x7FF0  # DOMID_SELF and up: dom_xen, dom_io, ...
 MAX_DOMAINS = 1 << 15
 MAX_PAGES = 1 << 28  # 1 TiB of 4 KiB frames
+#: How much of Xen's image is searched for its symbol table.
+IMAGE_SCAN = 16 << 20
 
 
 @dataclass
@@ -75,6 +79,14 @@ class XenHypervisor:
         walker = PageTableWalker(X86_64_4LEVEL, root, TableReader(dump.read_phys),
                                  input_space=Space.KVADDR, table_space=Space.MADDR)
         self.memory = VirtualMemory(walker, dump.read_phys, fallbacks=[image, self.directmap])
+
+    @cached_property
+    def symbols(self) -> "XenSymbols | None":
+        """The symbol table Xen keeps for its own backtraces, found in its
+        image (no xen-syms needed)."""
+        from .symbols import find_xen_symbols
+
+        return find_xen_symbols(self.read, XEN_VIRT_START, XEN_VIRT_START + IMAGE_SCAN)
 
     def read(self, vaddr: int, size: int) -> bytes:
         # Linear maps first: they need no page table, so they work even when
@@ -342,14 +354,63 @@ def xen_vcpus(prog: "drgn.Program", domain_address: int) -> list[dict[str, objec
     return out
 
 
-def console_ring(hv: XenHypervisor, prog: "drgn.Program") -> list[str]:
-    """Xen's console ring (xen/drivers/char/console.c: ``conring`` of
-    ``conring_size`` bytes, ``conringp`` the producer index), oldest first."""
+def find_xen_in_memory(dump: Dump) -> XenHypervisor | None:
+    """Xen in a machine dump with no Xen notes and no xen-syms (a QEMU dump
+    of the whole host): every page table maps Xen's image at XEN_VIRT_START,
+    so a CPU's CR3 reaches it; Xen's own symbol table names ``_stext``
+    (which gives ``xen_phys_start``) and the version functions.  Domains need
+    the struct offsets only xen-syms (or VMCOREINFO_XEN) gives."""
+    from ..paging import X86_64_4LEVEL as L4
+    from .symbols import find_xen_symbols
+
+    cr3s = [c.registers["cr3"] for c in dump.cpus if c.registers.get("cr3")]
+    for cr3 in cr3s[:8]:
+        walker = PageTableWalker(L4, cr3, TableReader(dump.read_phys), table_space=Space.MADDR)
+        vm = VirtualMemory(walker, dump.read_phys)
+        try:
+            vm.translate(XEN_VIRT_START + (2 << 20))
+        except MemoryFault:
+            continue
+        syms = find_xen_symbols(vm.read, XEN_VIRT_START, XEN_VIRT_START + IMAGE_SCAN)
+        stext = syms.lookup("_stext") if syms is not None else None
+        if syms is None or stext is None:
+            continue
+        w = walker.walk(stext)
+        if w.result is None:
+            continue
+        xen_phys_start = w.result.addr - (stext - XEN_VIRT_START)
+        try:
+            hv = XenHypervisor(dump, VmcoreInfo("PAGESIZE=4096"), xen_phys_start, cr3s, None)
+        except ValueError:
+            continue
+        hv.__dict__["symbols"] = syms  # found already (cached_property's slot)
+        version = [_function_constant(hv.read_image, a) if a is not None else None for a in
+                   (syms.lookup(n) for n in ("xen_major_version", "xen_minor_version", "xen_extra_version"))]
+        if isinstance(version[0], int) and isinstance(version[1], int):
+            hv.version = f"{version[0]}.{version[1]}{version[2] if isinstance(version[2], str) else ''}"
+        return hv
+    return None
+
+
+def console_ring(hv: XenHypervisor, prog: "drgn.Program | None" = None) -> list[str]:
+    """Xen's console ring (xen/drivers/char/console.c: ``char *conring`` of
+    ``uint32_t conring_size`` bytes, ``uint32_t conringp`` the producer
+    index), oldest first: located by xen-syms when given, else by the symbol
+    table in Xen's own image."""
+    names = ("conring", "conring_size", "conringp")
     try:
-        ring = int(prog["conring"].value_())
-        size = int(prog["conring_size"].value_())
-        prod = int(prog["conringp"].value_())
-    except (LookupError, ValueError):
+        if prog is not None:
+            where = [prog[n].address_ for n in names]
+        else:
+            syms = hv.symbols
+            where = [syms.lookup(n) if syms is not None else None for n in names]
+        if any(w is None for w in where):
+            return []
+        ring_at, size_at, prod_at = (int(w) for w in where)
+        ring = int.from_bytes(hv.read(ring_at, 8), "little")
+        size = int.from_bytes(hv.read(size_at, 4), "little")
+        prod = int.from_bytes(hv.read(prod_at, 4), "little")
+    except (LookupError, ValueError, MemoryFault):
         return []
     if not 0 < size <= 1 << 24 or size & (size - 1):
         return []

@@ -13,13 +13,20 @@ vCPU a pCPU was running in ``struct cpu_info`` at the top of its stack
 from __future__ import annotations
 
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import drgn
 
 from ..errors import MemoryFault
 from ..linux.kernel import Frame, drgn_frames
 
 
-__all__ = ["pcpu_stack", "pcpu_current", "STACK_SIZE"]
+if TYPE_CHECKING:
+    from ..model import Machine
+    from .symbols import XenSymbols
+
+__all__ = ["best_pcpu_stack", "pcpu_stack", "pcpu_stack_scan", "pcpu_current", "STACK_SIZE"]
 
 #: xen/arch/x86/include/asm/config.h: STACK_SIZE = PAGE_SIZE << STACK_ORDER (3)
 STACK_SIZE = 4096 << 3
@@ -66,3 +73,60 @@ def pcpu_current(prog: drgn.Program, pcpu: int) -> tuple[int, int] | None:
         return int(v.domain.domain_id), int(v.vcpu_id)
     except (LookupError, drgn.FaultError, MemoryFault, ValueError):
         return None
+
+
+def pcpu_stack_scan(read: Callable[[int, int], bytes], symbols: "XenSymbols",
+                    registers: dict[str, int]) -> list[Frame]:
+    """Without xen-syms: the pc, then every word on the pCPU's stack, from
+    rsp to the stack's top, that points into a Xen function (Xen's own
+    symbol table in its image).  A *scan*: old return addresses show up too,
+    and callers must say so."""
+    from .symbols import bare_name
+
+    rip, rsp = registers.get("rip"), registers.get("rsp")
+    if rip is None or rsp is None:
+        return []
+    frames: list[Frame] = []
+
+    def add(pc: int, first: bool = False) -> None:
+        hit = symbols.symbolize(pc)
+        if hit is None or (not first and hit[1] == 0):
+            if first:
+                frames.append(Frame(len(frames), pc, None, None, None, None))
+            return
+        name, offset = hit
+        frames.append(Frame(len(frames), pc, bare_name(name), offset, "xen", None, False, bare_name(name)))
+
+    add(rip, first=True)
+    top = (rsp | (STACK_SIZE - 1)) + 1
+    try:
+        data = read(rsp, top - rsp)
+    except MemoryFault:
+        return frames
+    for i in range(0, len(data) - 7, 8):
+        word = int.from_bytes(data[i:i + 8], "little")
+        if word >> 48 == 0xFFFF and symbols.is_text(word):
+            add(word)
+            if len(frames) >= MAX_XEN_FRAMES:
+                break
+    return frames
+
+
+
+def best_pcpu_stack(machine: "Machine", pcpu: int) -> tuple[list[Frame], str]:
+    """A pCPU's Xen stack and how it was found: "unwind" (xen-syms' DWARF),
+    "scan" (Xen's own symbol table, no xen-syms), or "none"."""
+    cpus = machine.dump.cpus
+    if not 0 <= pcpu < len(cpus) or machine.xen is None:
+        return [], "none"
+    regs = cpus[pcpu].registers
+    if machine.xen_prog is not None:
+        frames = pcpu_stack(machine.xen_prog, regs)
+        if frames:
+            return frames, "unwind"
+    symbols = machine.xen.symbols
+    if symbols is not None:
+        frames = pcpu_stack_scan(machine.xen.read, symbols, regs)
+        if frames:
+            return frames, "scan"
+    return [], "none"
