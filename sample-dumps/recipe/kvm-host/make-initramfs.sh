@@ -13,7 +13,7 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 guestsrc="$here/../guest"
 build=$(mkdir -p "${1:?usage: make-initramfs.sh BUILD_DIR}" && cd "$1" && pwd)
-bzimage="${BZIMAGE:-$build/../linux-source-6.1/arch/x86/boot/bzImage}"
+bzimage="${BZIMAGE:-/work/build/linux-source-6.1/arch/x86/boot/bzImage}"
 
 newroot() {	# newroot DIR: skeleton + busybox
 	rm -rf "$1"

@@ -11,7 +11,7 @@
 set -eu
 build=$(cd "${1:?build dir}" && pwd); run=${2:?run dir}
 mem=${3:-384M}; ck=${4:-96M}; dl=${5:-23}
-bzimage="${BZIMAGE:-$build/../linux-source-6.1/arch/x86/boot/bzImage}"
+bzimage="${BZIMAGE:-/work/build/linux-source-6.1/arch/x86/boot/bzImage}"
 rm -rf "$run"; mkdir -p "$run"; run=$(cd "$run" && pwd)
 cp "$bzimage" "$build/crash-initramfs.cpio.gz" "$run/"
 set -- timeout 1200 qemu-system-x86_64 -machine q35 -cpu max -smp 2 -m "$mem" \

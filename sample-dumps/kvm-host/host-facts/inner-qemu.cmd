@@ -1,0 +1,1 @@
+qemu-system-x86_64 -name inner,debug-threads=on -machine pc,accel=kvm -cpu host -smp 2 -m 64M -nodefaults -no-user-config -L /usr/share/qemu -display none -monitor none -no-reboot -serial file:/tmp/inner-console.log -kernel /inner/bzImage -initrd /inner/initramfs.cpio.gz -append console=ttyS0 quiet panic=-1
