@@ -168,3 +168,45 @@ def test_extracted_vm_opens_in_drgn_with_crashs_task_list(path, tmp_path, capsys
                              for m in re.finditer(r"^[> ]\s+(\d+)\s+\d+\s+\d+\s+[0-9a-f]+\s+\S+\s+\S+\s+\d+\s+\d+\s+(.*)$",
                                                   f.read(), re.M) if int(m.group(1)))
     assert crash_tasks and drgn_tasks == crash_tasks
+
+
+def _patched_copy(path: str, tmp_path, patches: list[tuple[int, bytes]]) -> str:
+    """A copy of the ELF vmcore with bytes replaced at physical addresses."""
+    import shutil
+
+    from elftools.elf.elffile import ELFFile
+
+    out = str(tmp_path / "patched.elf")
+    shutil.copyfile(path, out)
+    with open(out, "r+b") as f:
+        loads = [s.header for s in ELFFile(f).iter_segments() if s["p_type"] == "PT_LOAD"]
+        for paddr, data in patches:
+            seg = next(h for h in loads if h.p_paddr <= paddr < h.p_paddr + h.p_filesz)
+            f.seek(seg.p_offset + paddr - seg.p_paddr)
+            f.write(data)
+    return out
+
+
+def test_corrupt_vm_list_and_memslot_tree_end_with_a_note(session, path, tmp_path):
+    """A vm_list entry pointing at itself and a memslot tree node whose left
+    child is itself: the walks stop, say where, and the rest still works."""
+    import drgn
+
+    linux = session.linux(session.machine.domain(0))
+    prog = linux.prog
+    [vm] = session.machine.kvm_vms
+    kvm = drgn.Object(prog, "struct kvm", address=vm.address)
+    host = session.machine.domain(0).kernel_memory
+    assert host is not None
+    link = int(kvm.vm_list.address_of_().value_())
+    slots = kvm.memslots[0]
+    root = int(slots.gfn_tree.rb_node.value_())
+    patches = [(host.translate(link), link.to_bytes(8, "little")),               # vm_list.next = itself
+               (host.translate(root + 8), root.to_bytes(8, "little"))]          # rb_right = itself
+    broken = _patched_copy(path, tmp_path, patches)
+    with analyzer.open(broken) as s:
+        vms = s.machine.kvm_vms
+        assert len(vms) == 1 and any("cycle" in n for n in s.machine.notes)
+        assert any("memslot tree broken" in n for n in vms[0].notes)
+        assert len([m for m in vms[0].memslots if m.as_id == 0]) < 6
+        assert s.linux(s.machine.domain(0)).release == samples.facts(SAMPLE)["release"]
