@@ -16,13 +16,16 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .errors import DumpFormatError, MemoryFault, VmcrashError
 from .formats import open_dump
 from .info import describe, format_text
 from .plugin import CannotRun, Option, Plugin, PluginError, discover
+
+if TYPE_CHECKING:
+    from .session import Session
 from .progress import progress_bar
 from .render import render
 
@@ -276,7 +279,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     if os.path.exists(args.output) and not args.force:
         print(f"vmcrash: {args.output} exists; give --force to overwrite it", file=sys.stderr)
         return EXIT_USAGE
-    with Session(args.dump, domain=args.domain) as session:
+    with Session(args.dump, domain=args.domain, xen_syms=args.xen_syms) as session:
         dom = session.domain
         if dom.page_state is not None:  # the dump's own, or what a KVM guest's memslots say
             state = dom.page_state
@@ -288,10 +291,20 @@ def cmd_extract(args: argparse.Namespace) -> int:
                     PageState.ABSENT
         with progress_bar(f"writing {args.output}") as update:
             counts = write_elf_vmcore(dom, state, args.output, page_size=session.dump.page_size,
-                                      force=args.force, progress=update)
+                                      force=args.force, progress=update, xen_version=_xen_version(session))
     print(f"wrote {args.output}: {counts['pages']} pages in {counts['segments']} segments, "
           f"{counts['vcpus']} vCPUs")
     return EXIT_OK
+
+
+def _xen_version(session: "Session") -> tuple[int, int]:
+    hv = session.machine.hypervisor
+    version = str(hv.get("version") or "") if hv and hv.get("name") == "xen" else ""
+    parts = version.split(".")
+    try:
+        return int(parts[0]), int("".join(c for c in parts[1] if c.isdigit()) or 0)
+    except (IndexError, ValueError):
+        return 0, 0
 
 
 def cmd_shell(args: argparse.Namespace) -> int:
@@ -411,6 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dump", metavar="DUMP", help="the dump file")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="the ELF vmcore to write")
     p.add_argument("--domain", type=int, metavar="N", help="the domain to extract (multi-domain dumps)")
+    p.add_argument("--xen-syms", metavar="FILE",
+                   help="Xen's xen-syms: gives a Xen guest's vCPU registers (its stacks in crash and drgn)")
     p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
     p.set_defaults(func=cmd_extract)
 

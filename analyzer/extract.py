@@ -27,6 +27,54 @@ EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
 PHDR = struct.Struct("<IIQQQQQQ")
 SHDR = struct.Struct("<IIQQQQIIQQ")
 PT_LOAD, PT_NOTE = 1, 4
+#: xen/include/public/elfnote.h: the note a Xen kdump (and crash) carries:
+#: crash_xen_info_t, whose last word is the guest's p2m frame-list-list MFN.
+XEN_ELFNOTE_CRASH_INFO = 0x1000001
+PER_PAGE = 512  # u64 entries in a 4 KiB page
+
+
+class IdentityP2m:
+    """A p2m saying each of the guest's frames is its own machine frame.
+
+    crash opens a kernel that ran as a Xen PV guest (``xen_start_info`` set)
+    in its Xen mode: every page-table entry is a machine frame, translated
+    through a p2m, which for an ELF vmcore crash takes from a Xen
+    CRASH_INFO note (crash's xen_dom0.c: the note's last word is the MFN of
+    the frame-list-list page; then frame lists, then p2m pages, as Linux's
+    own ``pfn_to_mfn_frame_list_list``).  An extracted guest's tables hold
+    its own frames (canonicalised), so the p2m to give is the identity: its
+    pages go in one extra PT_LOAD above the guest's memory, which is left as
+    it was.  Covers guests up to 512 GiB (one frame-list-list page).
+    """
+
+    def __init__(self, end_pfn: int) -> None:
+        self.npfn = end_pfn
+        self.n_p2m = -(-end_pfn // PER_PAGE)
+        self.n_fl = -(-self.n_p2m // PER_PAGE)
+        self.base = -(-end_pfn // PER_PAGE) * PER_PAGE
+        self.pages = self.n_p2m + self.n_fl + 1
+        self.fits = self.n_fl <= PER_PAGE
+
+    @property
+    def list_list(self) -> int:
+        return self.base + self.n_p2m + self.n_fl
+
+    def crash_info_desc(self, xen_version: tuple[int, int]) -> bytes:
+        # crash_xen_info_t: major, minor, extra/compile strings (0: none),
+        # xen_phys_start, then dom0's pfn_to_mfn_frame_list_list
+        return struct.pack("<10Q", xen_version[0], xen_version[1], 0, 0, 0, 0, 0, 0, 0, self.list_list)
+
+    def page(self, pfn: int) -> bytes:
+        k = pfn - self.base
+        if k < self.n_p2m:  # p2m page k: entry i maps pfn k*512+i to itself
+            return struct.pack(f"<{PER_PAGE}Q", *range(k * PER_PAGE, (k + 1) * PER_PAGE))
+        k -= self.n_p2m
+        if k < self.n_fl:  # frame list k: the p2m pages it covers
+            first = k * PER_PAGE
+            entries = [self.base + i for i in range(first, min(first + PER_PAGE, self.n_p2m))]
+        else:  # the frame-list-list: every frame list
+            entries = [self.base + self.n_p2m + j for j in range(self.n_fl)]
+        return struct.pack(f"<{len(entries)}Q", *entries).ljust(4096, b"\0")
 
 
 def _pad4(b: bytes) -> bytes:
@@ -82,11 +130,12 @@ def present_runs(domain: Domain, page_state: Callable[[int], PageState], page_si
 
 
 def write_elf_vmcore(domain: Domain, page_state: Callable[[int], PageState], out_path: str, *,
-                     page_size: int = 4096, force: bool = False,
+                     page_size: int = 4096, force: bool = False, xen_version: tuple[int, int] = (0, 0),
                      progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
     """Write ``domain`` to ``out_path``; returns counts for the user.  Refuses
     to overwrite an existing file unless ``force``.  A Xen PV guest's page
-    tables are canonicalised (machine frames turned into its own frames)."""
+    tables are canonicalised (machine frames turned into its own frames), and
+    the file says its "machine" frames are its own (:class:`IdentityP2m`)."""
     rewrite: Callable[[int, bytes], bytes] | None = None
     if domain.is_pv:
         from .xen.canonical import canonicalizer
@@ -94,8 +143,10 @@ def write_elf_vmcore(domain: Domain, page_state: Callable[[int], PageState], out
         rewrite = canonicalizer(domain)
     runs = list(present_runs(domain, page_state, page_size))
     notes = b""
-    for v in domain.vcpus:
-        notes += elf_note(b"CORE", 1, prstatus_desc(v.pid or 0, v.registers))
+    for i, v in enumerate(domain.vcpus):
+        # pr_pid: the task running there when known, else the vCPU's index + 1
+        # as QEMU writes it (drgn takes 0 for "no registers saved")
+        notes += elf_note(b"CORE", 1, prstatus_desc(v.pid or i + 1, v.registers))
     if any("cr3" in v.registers for v in domain.vcpus):
         for v in domain.vcpus:
             regs = dict(v.registers)
@@ -106,6 +157,14 @@ def write_elf_vmcore(domain: Domain, page_state: Callable[[int], PageState], out
             notes += elf_note(b"QEMU", 0, qemu_cpu_state_desc(regs))
     if domain.vmcoreinfo is not None:
         notes += elf_note(b"VMCOREINFO", 0, domain.vmcoreinfo.text.encode())
+    p2m: IdentityP2m | None = None
+    if domain.is_pv and runs:
+        p2m = IdentityP2m(max(end for _s, end in runs))
+        if p2m.fits:
+            notes += elf_note(b"Xen", XEN_ELFNOTE_CRASH_INFO, p2m.crash_info_desc(xen_version))
+            runs.append((p2m.base, p2m.base + p2m.pages))
+        else:
+            p2m = None
     nseg = len(runs) + 1
     extended = nseg >= EXTENDED_AT
     phoff = EHDR.size
@@ -137,6 +196,9 @@ def write_elf_vmcore(domain: Domain, page_state: Callable[[int], PageState], out
         f.seek(-(-(data_off + len(notes)) // page_size) * page_size)
         for start, end in runs:
             for pfn in range(start, end):
+                if p2m is not None and pfn >= p2m.base:
+                    f.write(p2m.page(pfn))
+                    continue
                 page = domain.read_phys(pfn * page_size, page_size)
                 f.write(rewrite(pfn, page) if rewrite is not None else page)
                 done += 1
@@ -146,4 +208,4 @@ def write_elf_vmcore(domain: Domain, page_state: Callable[[int], PageState], out
         os.replace(tmp, out_path)
     if progress is not None:
         progress(total, total)
-    return {"segments": len(runs), "pages": total, "vcpus": len(domain.vcpus)}
+    return {"segments": len(runs), "pages": total - (p2m.pages if p2m else 0), "vcpus": len(domain.vcpus)}

@@ -304,3 +304,48 @@ def test_p2m_of_the_xendump_equals_its_p2m_section(capsys):
     assert main(["run", "p2m", path, "--limit", "3", "--json"]) == EXIT_OK
     rows = json.loads(capsys.readouterr().out)["sections"][0]["rows"]
     assert len(rows) == 3 and rows[0]["gpa"] == valid[0][0] << 12 and rows[0]["to"] == valid[0][1] << 12
+
+
+@pytest.mark.skipif(HVDUMP not in samples.sample_names(), reason="hypervisor kdump sample missing")
+def test_extracted_pv_guest_opens_in_crash_and_drgn(tmp_path, capsys):
+    """A PV guest out of the hypervisor dump: crash 9.0.2 opened it (its `ps`,
+    saved in facts/, is compared here) -- crash takes a kernel that ran as a
+    PV guest in its Xen mode, so the file carries an identity p2m in a Xen
+    CRASH_INFO note -- and drgn unwinds its vCPUs (pr_pid set)."""
+    import drgn
+    from drgn.helpers.linux.pid import for_each_task
+    from drgn.helpers.linux.sched import cpu_curr
+    from elftools.elf.elffile import ELFFile
+
+    out = str(tmp_path / "dom1.elf")
+    assert main(["extract", samples.path(HVDUMP, "vmcore.elf.xz"), "--domain", "1", "--xen-syms",
+                 samples.path("xen-kernel", "xen-syms.xz"), "-o", out]) == EXIT_OK
+    assert "2 vCPUs" in capsys.readouterr().out
+    with open(out, "rb") as f:
+        elf = ELFFile(f)
+        loads = [s.header for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
+        notes = [n for s in elf.iter_segments() if s["p_type"] == "PT_NOTE" for n in s.iter_notes()]
+        xen = [n for n in notes if n["n_name"] == "Xen"]
+        assert len(xen) == 1 and xen[0]["n_type"] == 0x1000001
+        ll = int.from_bytes(xen[0]["n_descdata"][72:80], "little")
+        # the frame-list-list names frame lists, which name p2m pages mapping pfn -> pfn
+        seg = next(h for h in loads if h.p_paddr <= ll << 12 < h.p_paddr + h.p_filesz)
+        f.seek(seg.p_offset + (ll << 12) - seg.p_paddr)
+        fl = int.from_bytes(f.read(8), "little")
+        f.seek(seg.p_offset + (fl << 12) - seg.p_paddr)
+        p2m = int.from_bytes(f.read(8), "little")
+        f.seek(seg.p_offset + (p2m << 12) - seg.p_paddr + 8 * 5)
+        assert int.from_bytes(f.read(8), "little") == 5
+        assert [int.from_bytes(n["n_descdata"][32:36], "little")  # pr_pid
+                for n in notes if n["n_type"] == "NT_PRSTATUS"] == [1, 2]
+    prog = drgn.Program()
+    prog.set_core_dump(out)
+    prog.load_debug_info([samples.vmlinux()])
+    tasks = sorted(int(t.pid) for t in for_each_task(prog))
+    assert "xen_safe_halt" in [fr.name for fr in prog.stack_trace(cpu_curr(prog, 0))]
+    with open(os.path.join(samples.SAMPLES, HVDUMP, "facts", "crash-9.0.2.extracted-dom1.txt")) as f:
+        text = f.read()
+    crash = sorted(int(m.group(1)) for m in re.finditer(
+        r"^[> ]\s+(\d+)\s+\d+\s+\d+\s+[0-9a-f]+\s+\S+\s+\S+\s+\d+\s+\d+\s+(.*)$", text, re.M) if int(m.group(1)))
+    assert crash and tasks == crash
+    assert "xen_safe_halt" in text  # crash's bt of CPU 0, through the identity p2m
