@@ -23,6 +23,8 @@ from .vmcoreinfo import VmcoreInfo
 if TYPE_CHECKING:
     import drgn
 
+    from .xen.domain_memory import DomainMemory
+
     from .kvm.guest_memory import KvmGuestMemory
     from .kvm.host import KvmVm
     from .xen.hypervisor import XenHypervisor
@@ -248,19 +250,39 @@ def _xen_machine(dump: Dump, xen: "XenHypervisor", xen_syms: str | None = None) 
     for info in xen.domains:
         if info.id >= DOMID_FIRST_SPECIAL:
             continue
+        hvm = None
+        if prog is not None:
+            from .xen.hvm import hvm_info
+
+            hvm = hvm_info(prog, info.address)
         vcpus: list[VCpu] = []
         if prog is not None:
             from .xen.hypervisor import xen_vcpus
 
             vcpus = [VCpu(id=int(v["id"]), registers=dict(v["registers"]),  # type: ignore[call-overload]
                           running=bool(v["running"]), pcpu=int(v["pcpu"]),  # type: ignore[call-overload]
-                          sources=["Xen struct vcpu (xen-syms)"]) for v in xen_vcpus(prog, info.address)]
+                          sources=["Xen struct vcpu (xen-syms)"])
+                     for v in xen_vcpus(prog, info.address, hvm=hvm is not None)]
+        name = "Domain-0" if info.id == 0 else None
+        if hvm is not None:
+            # an HVM container: its frames through its own p2m table
+            from .xen.hvm import P2mTableMemory
+
+            table = P2mTableMemory(dump, hvm)
+            ranges = table.ranges()
+            found = scan_for_vmcoreinfo(ranges, table.read_phys)
+            domains.append(Domain(info.id, name=name, type=hvm.type, vcpus=vcpus, read_phys=table.read_phys,
+                                  vmcoreinfo=found[0] if found else None, ranges=_fixed(ranges),
+                                  pfn_to_mfn=table.pfn_to_mfn, page_state=table.page_state))
+            continue
         mem = DomainMemory(dump, xen.m2p(info.mfns))
         found = scan_for_vmcoreinfo(mem.ranges(), mem.read_phys)
-        domains.append(Domain(info.id, name="Domain-0" if info.id == 0 else None, type="pv", vcpus=vcpus,
+        pv = prog is not None or found is None or _tables_hold_machine_frames(mem, found[0])
+        domains.append(Domain(info.id, name=name, type="pv" if pv else "hvm", vcpus=vcpus,
                               read_phys=mem.read_phys, vmcoreinfo=found[0] if found else None,
-                              ranges=mem.ranges, read_machine=dump.read_phys, pfn_to_mfn=mem.p2m.get,
-                              mfn_to_pfn={m: p for p, m in mem.p2m.items()}.get))
+                              ranges=mem.ranges, read_machine=dump.read_phys if pv else None,
+                              pfn_to_mfn=mem.p2m.get,
+                              mfn_to_pfn={m: p for p, m in mem.p2m.items()}.get if pv else None))
     machine = Machine(dump, domains)
     machine.hypervisor = {"name": "xen", "version": xen.version, "panic": None,
                           "xen_phys_start": xen.xen_phys_start, "pcpus": len(xen.pcpu_cr3)}
@@ -275,6 +297,36 @@ def _xen_machine(dump: Dump, xen: "XenHypervisor", xen_syms: str | None = None) 
         machine.notes.append("Xen's domains need the offsets in VMCOREINFO_XEN (a Xen kdump) or xen-syms: "
                              "give --xen-syms FILE")
     return machine
+
+
+def _fixed(ranges: list[PhysRange]) -> Callable[[], list[PhysRange]]:
+    return lambda: list(ranges)
+
+
+def _tables_hold_machine_frames(mem: "DomainMemory", vmci: VmcoreInfo) -> bool:
+    """Without xen-syms, whether a guest is PV: its kernel's top-level table
+    (found through its VMCOREINFO) points at machine frames it owns (PV)
+    rather than at its own guest frames (an HVM container)."""
+    from .linux.paging import find_kernel_paging
+
+    paging = find_kernel_paging(vmci, [])
+    if paging is None:
+        return True
+    pfn = paging.root >> 12
+    mfn = mem.p2m.get(pfn)
+    if mfn is None:  # the root's pfn is not this guest's: a PV root is a machine address? say PV
+        return True
+    table = mem.read_phys(pfn << 12, 4096)
+    owned = set(mem.p2m.values())
+    votes_pv = votes_hvm = 0
+    for i in range(256, 512):  # the kernel half
+        e = int.from_bytes(table[8 * i:8 * i + 8], "little")
+        if not e & 1:
+            continue
+        frame = (e & 0x000FFFFFFFFFF000) >> 12
+        votes_pv += frame in owned
+        votes_hvm += frame in mem.p2m
+    return votes_pv >= votes_hvm
 
 
 def _xendump_domain(dump: "XenDump", vcpus: list[VCpu]) -> Domain:

@@ -314,7 +314,7 @@ _USER_REGS = ("rip", "rsp", "rbp", "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "r8
               "r12", "r13", "r14", "r15", "rflags", "cs", "ss")
 
 
-def xen_vcpus(prog: "drgn.Program", domain_address: int) -> list[dict[str, object]]:
+def xen_vcpus(prog: "drgn.Program", domain_address: int, hvm: bool = False) -> list[dict[str, object]]:
     """Each vCPU of the domain at ``domain_address``: id, pCPU, whether it was
     running, and its registers -- for a running vCPU the guest registers Xen
     saved at the top of that pCPU's stack (struct cpu_info), else the ones
@@ -347,7 +347,10 @@ def xen_vcpus(prog: "drgn.Program", domain_address: int) -> list[dict[str, objec
             except (AttributeError, LookupError, drgn.FaultError):
                 pass
         try:
-            regs["cr3"] = int(v.arch.cr3)
+            # an HVM vCPU's own CR3; arch.cr3 is Xen's monitor table for it
+            regs["cr3"] = int(v.arch.hvm.guest_cr[3]) if hvm else int(v.arch.cr3)
+            if hvm:
+                regs["cr4"] = int(v.arch.hvm.guest_cr[4])
         except (AttributeError, LookupError):
             pass
         out.append({"id": int(v.vcpu_id), "pcpu": pcpu, "running": running, "registers": regs})
