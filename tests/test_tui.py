@@ -166,3 +166,16 @@ def test_crashing_frame_snapshot(snap_compare):
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(120, 36), run_before=ready)
+
+
+@pytest.mark.skipif("kvm-host" not in samples.sample_names(), reason="kvm-host sample missing")
+async def test_a_kvm_hosts_vm_is_a_domain_in_the_machine_tree():
+    app = VmcrashApp(analyzer.open(samples.path("kvm-host", "vmcore.elf.xz")))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _loaded(app, pilot)
+        tree = app.query_one("#machine-tree")
+        labels = [str(n.label) for n in tree.root.children]
+        assert len(labels) == 2 and "inner" in labels[1] and "kvm" in labels[1]
+        vm = tree.root.children[1]
+        vcpus = [str(n.label) for n in vm.children if "vCPU" in str(n.label)]
+        assert len(vcpus) == 2

@@ -185,7 +185,7 @@ class VmcrashApp(App[None]):
 
     def on_mount(self) -> None:
         self.sub_title = self.session.path
-        self.query_one("#task-table", DataTable).add_columns("PID", "PPID", "CPU", "ST", "COMM")
+        self.query_one("#task-table", DataTable).add_columns("DOM", "PID", "PPID", "CPU", "ST", "COMM")
         self.load()
 
     # -- analysis in a worker ---------------------------------------------
@@ -244,8 +244,9 @@ class VmcrashApp(App[None]):
         tree.root.data = {"kind": "machine"}
         for d in a.triage["domains"]:
             kernel = (d["kernel"] or {}).get("release") or "?"
-            dn = tree.root.add(f"domain {d['id']}: Linux {kernel}", data={"kind": "domain", "domain": d},
-                               expand=True)
+            what = ", ".join(x for x in (d["name"], d["type"]) if x and x != "guest")
+            dn = tree.root.add(f"domain {d['id']}" + (f" ({what})" if what else "") + f": Linux {kernel}",
+                               data={"kind": "domain", "domain": d}, expand=True)
             panic_cpu = (d["panic"] or {}).get("cpu")
             for v in d["vcpus"]:
                 mark = "  ← panic" if v["id"] == panic_cpu else ""
@@ -283,12 +284,13 @@ class VmcrashApp(App[None]):
     def _fill_tasks(self, a: Analysis, text: str) -> None:
         table = self.query_one("#task-table", DataTable)
         table.clear()
-        tasks = [t for d in a.triage["domains"] for t in d["tasks"]]
-        for t in tasks:
-            if text and not (text == t["state"] or text.lower() in t["comm"].lower()):
-                continue
-            table.add_row(str(t["pid"]), str(t.get("ppid", "")), str(t["cpu"]), t["state"], t["comm"],
-                          key=str(t["pid"]))
+        for d in a.triage["domains"]:
+            for t in d["tasks"]:
+                if text and not (text == t["state"] or text.lower() in t["comm"].lower()):
+                    continue
+                # pids repeat across domains (a host and its VMs): the key names both
+                table.add_row(str(d["id"]), str(t["pid"]), str(t.get("ppid", "")), str(t["cpu"]), t["state"],
+                              t["comm"], key=f"{d['id']}:{t['pid']}")
 
     # -- events -------------------------------------------------------------
 
@@ -304,7 +306,7 @@ class VmcrashApp(App[None]):
 
     @on(DataTable.HeaderSelected, "#task-table")
     def _sort_tasks(self, event: DataTable.HeaderSelected) -> None:
-        numeric = event.label.plain in ("PID", "PPID", "CPU")
+        numeric = event.label.plain in ("DOM", "PID", "PPID", "CPU")
         event.data_table.sort(event.column_key, key=(lambda v: int(v) if v.lstrip("-").isdigit() else -1)
                               if numeric else None)
 
