@@ -62,6 +62,8 @@ class Domain:
         #: The dump's whole physical memory is this domain's (a plain kernel
         #: dump, or a KVM host): tools that read the file itself may serve it.
         self.whole_dump = whole_dump
+        #: More that the hypervisor knows about it (Xen: handle, state...).
+        self.details: dict[str, object] = {}
         #: What the dump holds for each guest frame, when the domain knows
         #: better than "present if mapped" (KVM guests: untouched, swapped).
         self.page_state = page_state
@@ -70,12 +72,25 @@ class Domain:
         self.read_machine = read_machine
         self.pfn_to_mfn = pfn_to_mfn
         self.mfn_to_pfn = mfn_to_pfn
-        self.name = name
+        self._name = name
+        #: Where a name comes from when it takes work to find (Xen: xenstore).
+        self.name_source: Callable[[int], str | None] | None = None
         self.type = type
         self.vcpus = vcpus
         self.read_phys = read_phys
         self.vmcoreinfo = vmcoreinfo
         self._cpu_states = cpu_states or []
+
+    @property
+    def name(self) -> str | None:
+        if self._name is None and self.name_source is not None:
+            source, self.name_source = self.name_source, None
+            self._name = source(self.id)
+        return self._name
+
+    @name.setter
+    def name(self, value: str | None) -> None:
+        self._name = value
 
     def memory_ranges(self) -> list[PhysRange]:
         """The guest-physical ranges this domain's memory covers."""
@@ -264,6 +279,11 @@ def _xen_machine(dump: Dump, xen: "XenHypervisor", xen_syms: str | None = None) 
                           sources=["Xen struct vcpu (xen-syms)"])
                      for v in xen_vcpus(prog, info.address, hvm=hvm is not None)]
         name = "Domain-0" if info.id == 0 else None
+        details: dict[str, object] = {}
+        if prog is not None:
+            from .xen.hypervisor import xen_domain_details
+
+            details = xen_domain_details(prog, info.address)
         if hvm is not None:
             # an HVM container: its frames through its own p2m table
             from .xen.hvm import P2mTableMemory
@@ -274,6 +294,7 @@ def _xen_machine(dump: Dump, xen: "XenHypervisor", xen_syms: str | None = None) 
             domains.append(Domain(info.id, name=name, type=hvm.type, vcpus=vcpus, read_phys=table.read_phys,
                                   vmcoreinfo=found[0] if found else None, ranges=_fixed(ranges),
                                   pfn_to_mfn=table.pfn_to_mfn, page_state=table.page_state))
+            domains[-1].details = details
             continue
         mem = DomainMemory(dump, xen.m2p(info.mfns))
         found = scan_for_vmcoreinfo(mem.ranges(), mem.read_phys)
@@ -283,6 +304,10 @@ def _xen_machine(dump: Dump, xen: "XenHypervisor", xen_syms: str | None = None) 
                               ranges=mem.ranges, read_machine=dump.read_phys if pv else None,
                               pfn_to_mfn=mem.p2m.get,
                               mfn_to_pfn={m: p for p, m in mem.p2m.items()}.get if pv else None))
+        domains[-1].details = details
+    names = _xenstore_names_of(domains)
+    for d in domains:
+        d.name_source = names
     machine = Machine(dump, domains)
     machine.hypervisor = {"name": "xen", "version": xen.version, "panic": None,
                           "xen_phys_start": xen.xen_phys_start, "pcpus": len(xen.pcpu_cr3)}
@@ -297,6 +322,22 @@ def _xen_machine(dump: Dump, xen: "XenHypervisor", xen_syms: str | None = None) 
         machine.notes.append("Xen's domains need the offsets in VMCOREINFO_XEN (a Xen kdump) or xen-syms: "
                              "give --xen-syms FILE")
     return machine
+
+
+def _xenstore_names_of(domains: list[Domain]) -> Callable[[int], str | None]:
+    """Names from xenstored's records in dom0's memory, looked for once, when
+    a name is first asked for."""
+    found: dict[int, str] | None = None
+
+    def name(domid: int) -> str | None:
+        nonlocal found
+        if found is None:
+            from .xen.xenstore import xenstore_names
+
+            dom0 = next((d for d in domains if d.id == 0), None)
+            found = xenstore_names(dom0.memory_ranges(), dom0.read_phys) if dom0 is not None else {}
+        return found.get(domid)
+    return name
 
 
 def _fixed(ranges: list[PhysRange]) -> Callable[[], list[PhysRange]]:

@@ -46,12 +46,19 @@ examples:
             result.add(kv)
         for note in m.notes:
             result.warn(note)
-        t = Table([Column("id", Kind.INT), Column("name"), Column("type"), Column("memory", Kind.SIZE),
-                   Column("vcpus", Kind.INT), Column("kernel")])
+        xen_details = any(d.details for d in m.domains)
+        cols = [Column("id", Kind.INT), Column("name"), Column("type"), Column("memory", Kind.SIZE),
+                Column("vcpus", Kind.INT), Column("kernel")]
+        if xen_details:  # with xen-syms: what xl would say
+            cols += [Column("state"), Column("shutdown"), Column("handle")]
+        t = Table(cols)
         for d in m.domains:
             mem = sum(r.size for r in d.memory_ranges())
             release = d.vmcoreinfo.osrelease if d.vmcoreinfo else None
-            t.add(d.id, d.name, d.type, mem, len(d.vcpus), release)
+            row: list[object] = [d.id, d.name, d.type, mem, len(d.vcpus), release]
+            if xen_details:
+                row += [d.details.get("state"), d.details.get("shutdown"), d.details.get("handle")]
+            t.add(*row)
         result.add(t)
         return result
 

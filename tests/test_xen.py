@@ -349,3 +349,38 @@ def test_extracted_pv_guest_opens_in_crash_and_drgn(tmp_path, capsys):
         r"^[> ]\s+(\d+)\s+\d+\s+\d+\s+[0-9a-f]+\s+\S+\s+\S+\s+\d+\s+\d+\s+(.*)$", text, re.M) if int(m.group(1)))
     assert crash and tasks == crash
     assert "xen_safe_halt" in text  # crash's bt of CPU 0, through the identity p2m
+
+
+@pytest.mark.skipif(HVDUMP not in samples.sample_names(), reason="hypervisor kdump sample missing")
+def test_domain_names_from_xenstore_and_handles_equal_xl():
+    """Names from xenstored's records in dom0's memory (no xen-syms needed),
+    handles from struct domain (xen-syms): both as `xl list -l` said."""
+    with open(os.path.join(samples.SAMPLES, HVDUMP, "facts", "xl-list-l.kdump.json")) as f:
+        xl = {d["domid"]: d["config"]["c_info"] for d in __import__("json").load(f)}
+    with analyzer.open(samples.path(HVDUMP, "vmcore.elf.xz")) as s:
+        assert {d.id: d.name for d in s.machine.domains} == {i: c["name"] for i, c in xl.items()}
+    with analyzer.open(samples.path(HVDUMP, "vmcore.elf.xz"), xen_syms=samples.path("xen-kernel", "xen-syms.xz")) as s:
+        for d in s.machine.domains:
+            assert d.details["handle"] == (xl[d.id].get("uuid") or "00000000-0000-0000-0000-000000000000")
+            assert d.details["state"] == "running" and d.details["shutdown"] is None
+
+
+def test_xenstore_records_bounded_and_validated():
+    """Hand-made TDB records: a live one is read, a freed one (other magic),
+    a lying length and an unprintable name are not."""
+    import struct
+
+    from analyzer.dump import PhysRange
+    from analyzer.xen.xenstore import xenstore_names
+
+    def record(key: bytes, value: bytes, gen: int, magic: bytes = b"\x99\x19\x01\x26", lie: int = 0) -> bytes:
+        perms = struct.pack("<II", 0, 0) + struct.pack("<II", 1, 1)
+        data = struct.pack("<QIII", gen, 2, len(value), 0) + perms + value + b"\0" * 4
+        return struct.pack("<IIIII", 0, 0, len(key), len(data) + lie, 0) + magic + key + data
+
+    mem = (b"\0" * 100 + record(b"/local/domain/3/name", b"old", 1) + record(b"/local/domain/3/name", b"new", 2)
+           + record(b"/local/domain/4/name", b"freed", 9, magic=b"\x66\xe6\xfe\xd9")
+           + record(b"/local/domain/5/name", b"liar", 9, lie=7) + record(b"/local/domain/6/name", b"\x01\x02", 9))
+    mem += b"\0" * (-len(mem) % 4096)
+    names = xenstore_names([PhysRange(0, len(mem))], lambda a, n: mem[a:a + n])
+    assert names == {3: "new"}

@@ -395,6 +395,39 @@ def find_xen_in_memory(dump: Dump) -> XenHypervisor | None:
     return None
 
 
+#: xen/include/public/sched.h SHUTDOWN_* codes
+SHUTDOWN_REASONS = {0: "poweroff", 1: "reboot", 2: "suspend", 3: "crash", 4: "watchdog", 5: "soft_reset"}
+
+
+def xen_domain_details(prog: "drgn.Program", domain_address: int) -> dict[str, object]:
+    """What xl shows about a domain, from its struct domain: the handle (xl's
+    UUID), a state word, the shutdown reason, and its page counts."""
+    import uuid
+
+    import drgn
+
+    d = drgn.Object(prog, "struct domain *", value=domain_address)
+    out: dict[str, object] = {}
+    try:
+        out["handle"] = str(uuid.UUID(bytes=bytes(int(b) for b in d.handle)))
+        running = any(bool(d.vcpu[i].is_running) for i in range(min(int(d.max_vcpus), 4096)) if d.vcpu[i])
+        if d.is_dying.value_():
+            state = "dying"
+        elif bool(d.is_shut_down):
+            state = "shutdown"
+        elif int(d.controller_pause_count):
+            state = "paused"
+        else:
+            state = "running" if running else "blocked"
+        out["state"] = state
+        out["shutdown"] = SHUTDOWN_REASONS.get(int(d.shutdown_code)) if bool(d.is_shut_down) else None
+        out["tot_pages"] = int(d.tot_pages)
+        out["max_pages"] = int(d.max_pages)
+    except (LookupError, ValueError, AttributeError, drgn.FaultError, MemoryFault):
+        pass
+    return out
+
+
 def console_ring(hv: XenHypervisor, prog: "drgn.Program | None" = None) -> list[str]:
     """Xen's console ring (xen/drivers/char/console.c: ``char *conring`` of
     ``uint32_t conring_size`` bytes, ``uint32_t conringp`` the producer
