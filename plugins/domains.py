@@ -14,7 +14,7 @@ XEN_CRASH_MACHINERY = frozenset({"kexec_crash_save_cpu", "kexec_crash", "do_nmi_
                                  "elf_core_save_regs", "machine_crash_shutdown", "nmi_shootdown_cpus"})
 
 XEN = Need("a Xen hypervisor dump", lambda s: None if s.machine.xen is not None else
-           "no Xen hypervisor in this dump (no Xen crash notes)")
+           "no Xen hypervisor in this dump (no Xen notes, and no Xen image reachable from a CPU's page tables)")
 
 
 class Domains(Plugin):
