@@ -462,3 +462,19 @@ class TestPvhGuest:
             pfns = [p for r in dom.memory_ranges() for p in range(r.start >> 12, r.end >> 12)]
             assert len(pfns) > 30000
             assert all(dom.pfn_to_mfn(p) == table.pfn_to_mfn(p) for p in pfns[::97])
+
+    def test_triage_reports_the_pvh_guest(self, session):
+        import json as _json
+
+        import jsonschema
+
+        from analyzer.triage import triage
+
+        t = triage(session)
+        with open(os.path.join(samples.ROOT, "docs", "triage-schema.json")) as f:
+            jsonschema.validate(t, _json.load(f))
+        dom = t["domains"][1]
+        assert dom["type"] == "pvh" and dom["kernel"]["release"] == samples.facts(PVH)["domains"][1]["kernel_release"]
+        assert [v["running"] for v in dom["vcpus"]] == [False, True]
+        assert "native_safe_halt" in [f["symbol"] for f in dom["vcpus"][0]["stack"]]
+        assert t["hypervisor"]["panic"]["cpu"] == samples.facts(PVH)["hypervisor"]["panic"]["cpu"]
