@@ -20,6 +20,25 @@ def _selected(session: Session) -> list[int]:
     return [session.domain_id]
 
 
+def _host_where(session: Session, pid: int | None) -> str | None:
+    """Where the vCPU's host thread was in the host kernel: its innermost KVM
+    frame (svm_vcpu_run when the crash caught it in the guest,
+    kvm_vcpu_block when the guest was halted), else its innermost frame."""
+    from analyzer.linux.kernel import READ_ERRORS
+
+    if pid is None:
+        return None
+    try:
+        linux = session.linux(session.machine.domain(0))
+        frames, _method = linux.best_stack_of_task(linux.find_task(pid))
+    except (*READ_ERRORS, LookupError):
+        return None
+    named = [f for f in frames if f.symbol and not f.inline]
+    kvm = [f for f in named if any(k in (f.symbol_name or f.symbol or "") for k in ("kvm", "svm", "vmx"))]
+    best = (kvm or named or [None])[0]
+    return best.where if best is not None else None
+
+
 class Memslots(Plugin):
     name = "memslots"
     help = "a KVM VM's memory slots: guest-physical ranges, QEMU addresses, pages in the dump"
@@ -73,7 +92,9 @@ class Kvm(Plugin):
 For each VM on the host kernel's vm_list: the process that created it
 (pid, command, command line from its memory), the struct kvm address, and
 each vCPU's host thread, host CPU and KVM mode (whether it was in guest
-mode when the host crashed).  Select a VM as a domain for the guest's own
+mode when the host crashed), and where that thread was in the host kernel
+(its innermost KVM frame: svm_vcpu_run or vmx_vcpu_run when the crash
+caught it in the guest, kvm_vcpu_block when the guest was halted).  Select a VM as a domain for the guest's own
 kernel: `vmcrash run ps DUMP --domain N`.
 
 examples:
@@ -98,10 +119,11 @@ examples:
             result.add(kv)
             t = Table([Column("vcpu", Kind.INT), Column("thread", Kind.INT), Column("host_cpu", Kind.INT),
                        Column("mode"), Column("rip", Kind.REGISTER), Column("rsp", Kind.REGISTER),
-                       Column("cr3", Kind.ADDRESS)], title=f"VM {index} vCPUs")
+                       Column("cr3", Kind.ADDRESS), Column("host_where", Kind.SYMBOL)], title=f"VM {index} vCPUs")
             for v in vm.vcpus:
                 r = v.registers
-                t.add(v.id, v.host_pid, v.host_cpu, v.mode, r.get("rip"), r.get("rsp"), r.get("cr3"))
+                t.add(v.id, v.host_pid, v.host_cpu, v.mode, r.get("rip"), r.get("rsp"), r.get("cr3"),
+                      _host_where(session, v.host_pid))
                 for note in v.notes:
                     result.warn(f"VM {index} vCPU {v.id}: {note}")
             result.add(t)

@@ -210,3 +210,16 @@ def test_corrupt_vm_list_and_memslot_tree_end_with_a_note(session, path, tmp_pat
         assert any("memslot tree broken" in n for n in vms[0].notes)
         assert len([m for m in vms[0].memslots if m.as_id == 0]) < 6
         assert s.linux(s.machine.domain(0)).release == samples.facts(SAMPLE)["release"]
+
+
+def test_where_each_vcpu_thread_was_in_the_host_equals_crashs_bt(path, capsys):
+    """crash's `bt` of the two vCPU threads: 67 caught by the crash NMI in
+    svm_vcpu_run+506 (in the guest), 66 asleep in kvm_vcpu_block."""
+    with open(os.path.join(samples.SAMPLES, SAMPLE, "facts", "crash.qemu.txt")) as f:
+        text = f.read()
+    blocks = {int(b.split()[0]): b for b in text.split("PID: ")[1:]}
+    assert "kvm_vcpu_block" in blocks[66] and "exception RIP: svm_vcpu_run+506" in blocks[67]
+    assert main(["run", "kvm", path, "--json"]) == EXIT_OK
+    rows = json.loads(capsys.readouterr().out)["sections"][1]["rows"]
+    where = {r["thread"]: r["host_where"] for r in rows}
+    assert where[67] == "svm_vcpu_run+0x1fa" and where[66].startswith("kvm_vcpu_block+")
