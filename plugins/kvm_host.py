@@ -35,8 +35,8 @@ def _host_where(session: Session, pid: int | None) -> str | None:
         return None
     named = [f for f in frames if f.symbol and not f.inline]
     kvm = [f for f in named if any(k in (f.symbol_name or f.symbol or "") for k in ("kvm", "svm", "vmx"))]
-    best = (kvm or named or [None])[0]
-    return best.where if best is not None else None
+    best = kvm or named
+    return best[0].where if best else None
 
 
 class Memslots(Plugin):
