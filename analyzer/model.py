@@ -289,7 +289,9 @@ def _xen_machine(dump: Dump, xen: "XenHypervisor", xen_syms: str | None = None) 
             from .xen.hvm import P2mTableMemory
 
             table = P2mTableMemory(dump, hvm)
-            ranges = table.ranges()
+            # which frames it has: the frame table and M2P say it at once
+            # (a walk of the whole p2m would cost a lookup per 4 KiB mapping)
+            ranges = DomainMemory(dump, xen.m2p(info.mfns)).ranges() or table.ranges()
             found = scan_for_vmcoreinfo(ranges, table.read_phys)
             domains.append(Domain(info.id, name=name, type=hvm.type, vcpus=vcpus, read_phys=table.read_phys,
                                   vmcoreinfo=found[0] if found else None, ranges=_fixed(ranges),
