@@ -175,7 +175,34 @@ async def test_a_kvm_hosts_vm_is_a_domain_in_the_machine_tree():
         await _loaded(app, pilot)
         tree = app.query_one("#machine-tree")
         labels = [str(n.label) for n in tree.root.children]
-        assert len(labels) == 2 and "inner" in labels[1] and "kvm" in labels[1]
-        vm = tree.root.children[1]
+        assert labels == ["hypervisor: kvm 6.1.192-vmcrash", "domain 0 (host): Linux 6.1.192-vmcrash",
+                          "domain 1 (inner, kvm): Linux 6.1.192-vmcrash"]
+        vm = tree.root.children[2]
         vcpus = [str(n.label) for n in vm.children if "vCPU" in str(n.label)]
         assert len(vcpus) == 2
+
+
+@pytest.mark.skipif("xen-hypervisor-kdump" not in samples.sample_names(), reason="Xen sample missing")
+async def test_xen_hypervisor_and_its_pcpu_stacks_in_the_machine_tree():
+    """No xen-syms: the hypervisor node lists both pCPUs with their scanned
+    stacks; the panicking one (CPU 0) shows the `C` key's path."""
+    app = VmcrashApp(analyzer.open(samples.path("xen-hypervisor-kdump", "vmcore.elf.xz")))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _loaded(app, pilot)
+        tree = app.query_one("#machine-tree")
+        hv = tree.root.children[0]
+        assert str(hv.label).startswith("hypervisor: xen 4.17")
+        pcpus = hv.children
+        assert len(pcpus) == 2 and "panic" in str(pcpus[0].label)
+        assert any("do_crashdump_trigger" in str(n.label) for n in pcpus[0].children)
+        assert "hypervisor xen 4.17" in str(app.query_one("#overview-text").render())
+
+
+@pytest.mark.skipif("xen-host-qemu" not in samples.sample_names(), reason="Xen host sample missing")
+async def test_xen_host_without_known_domains_still_opens():
+    app = VmcrashApp(analyzer.open(samples.path("xen-host-qemu", "host.elf.xz")))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _loaded(app, pilot)
+        tree = app.query_one("#machine-tree")
+        assert [str(n.label).split(":")[0] for n in tree.root.children] == ["hypervisor"]
+        assert len(tree.root.children[0].children) == 2

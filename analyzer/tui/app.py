@@ -40,6 +40,8 @@ class Analysis:
     triage: dict[str, Any]
     log: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: A hypervisor's physical CPUs (Xen): id, registers, stack, how found.
+    pcpus: list[dict[str, Any]] = field(default_factory=list)
 
 
 def analyse(session: Session) -> Analysis:
@@ -49,6 +51,19 @@ def analyse(session: Session) -> Analysis:
     info = describe(session.dump)
     t = triage(session)
     a = Analysis(info, t)
+    m = session.machine
+    if m.xen is not None:
+        from ..triage import _frame
+        from ..xen.stacks import best_pcpu_stack
+
+        for i, cr3 in enumerate(m.xen.pcpu_cr3 or [c.registers.get("cr3", 0) for c in session.dump.cpus]):
+            frames, method = best_pcpu_stack(m, i)
+            regs = session.dump.cpus[i].registers if i < len(session.dump.cpus) else {}
+            a.pcpus.append({"id": i, "cr3": cr3, "registers": dict(regs), "stack": [_frame(f) for f in frames],
+                            "stack_method": method})
+    if not m.domains:  # e.g. Xen found, but its domains need xen-syms
+        a.errors += m.notes
+        return a
     dom = session.domain
     if dom.is_linux:
         try:
@@ -218,6 +233,13 @@ class VmcrashApp(App[None]):
                  f"format   {info['format_description']}",
                  f"machine  {info['arch']}, {info['cpus']} CPUs, "
                  f"{info['memory']['total_bytes'] / (1 << 20):.1f} MiB in {len(info['memory']['ranges'])} ranges"]
+        hv = t.get("hypervisor")
+        if hv:
+            hp = hv.get("panic")
+            lines.append(f"hypervisor {hv['name']} {hv['version']}" +
+                         (f"  [b red]panic[/] on CPU {hp['cpu']}: {hp['message']}" if hp else ""))
+            for i, f in enumerate((hp or {}).get("stack", [])[:8]):
+                lines.append(f"         {_frame_label(i, f)}")
         for d in t["domains"]:
             kernel = (d["kernel"] or {}).get("release") or "unknown kernel"
             lines.append(f"domain   {d['id']} ({d['type']}): Linux {kernel}, {len(d['vcpus'])} vCPUs, "
@@ -242,9 +264,20 @@ class VmcrashApp(App[None]):
         tree.clear()
         tree.root.set_label(f"machine: {a.info['format_description']}")
         tree.root.data = {"kind": "machine"}
+        hv = a.triage.get("hypervisor")
+        if hv:
+            hn = tree.root.add(f"hypervisor: {hv['name']} {hv['version']}", data={"kind": "hypervisor", "hv": hv},
+                               expand=bool(a.pcpus))
+            panic_cpu = (hv.get("panic") or {}).get("cpu")
+            for p in a.pcpus:
+                mark = "  ← panic" if p["id"] == panic_cpu else ""
+                pn = hn.add(f"pCPU {p['id']}  rip={p['registers'].get('rip', 0):#x}{mark}",
+                            data={"kind": "pcpu", "pcpu": p}, expand=p["id"] == panic_cpu)
+                for i, f in enumerate(p["stack"]):
+                    pn.add_leaf(_frame_label(i, f), data={"kind": "xen-frame", "frame": f})
         for d in a.triage["domains"]:
             kernel = (d["kernel"] or {}).get("release") or "?"
-            what = ", ".join(x for x in (d["name"], d["type"]) if x and x != "guest")
+            what = ", ".join(dict.fromkeys(x for x in (d["name"], d["type"]) if x and x != "guest"))
             dn = tree.root.add(f"domain {d['id']}" + (f" ({what})" if what else "") + f": Linux {kernel}",
                                data={"kind": "domain", "domain": d}, expand=True)
             panic_cpu = (d["panic"] or {}).get("cpu")
@@ -354,6 +387,20 @@ class VmcrashApp(App[None]):
                 "",
                 "d: disassembly around this pc   g/x: memory",
             ])
+        if kind == "pcpu":
+            p = data["pcpu"]
+            lines = [f"pCPU {p['id']}  cr3 {p['cr3']:#x}  stack: {p['stack_method']}"]
+            regs = [(k, p["registers"][k]) for k in ("rip", "rsp", "rbp", "rax", "rbx", "rcx", "rdx", "rsi", "rdi",
+                                                     "rflags") if k in p["registers"]]
+            for i in range(0, len(regs), 2):
+                lines.append("   ".join(f"{k:>7} {val:016x}" for k, val in regs[i:i + 2]))
+            return "\n".join(lines)
+        if kind == "xen-frame":
+            f = data["frame"]
+            return "\n".join([_frame_label(0, f)[4:], f"pc      {f['pc']:#x}", f"source  {f.get('source') or '-'}"])
+        if kind == "hypervisor":
+            hv = data["hv"]
+            return "\n".join(f"{k:<15} {v}" for k, v in hv.items() if k != "panic")
         if kind == "task":
             t = data["task"]
             return f"PID {t['pid']} ({t['comm']})  state {t['state']}  CPU {t['cpu']}\nunwinding…"
