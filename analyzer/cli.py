@@ -251,12 +251,17 @@ def cmd_triage(args: argparse.Namespace) -> int:
 EXTRACT_HELP = """\
 Write a dump's memory (or one domain's, with --domain) as an ELF vmcore that
 crash and drgn open: one PT_LOAD per run of present pages, NT_PRSTATUS per
-vCPU, and the guest's VMCOREINFO.  Works for every format vmcrash reads.
+vCPU, and the guest's VMCOREINFO.  Works for every format vmcrash reads,
+and for every guest of a hypervisor's dump: a Xen domain (a PV guest's page
+tables are rewritten into its own frames, and an identity p2m tells crash
+so), a KVM VM of a Linux host (its memory through its memslots and QEMU's
+page tables; pages the guest never touched are left out).
 Never overwrites an existing file unless --force is given.
 
 examples:
   vmcrash extract dump.kdump -o guest.elf
-  vmcrash extract xen-host.core --domain 1 -o dom1.elf && crash vmlinux dom1.elf
+  vmcrash extract xen-host.core --domain 1 --xen-syms xen-syms -o dom1.elf && crash vmlinux dom1.elf
+  vmcrash extract kvm-host.vmcore --domain 1 -o vm1.elf && drgn -c vm1.elf -s vmlinux
 """
 
 SHELL_HELP = """\
