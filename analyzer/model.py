@@ -212,7 +212,8 @@ class Machine:
         for d in self.domains:
             if d.id == id:
                 return d
-        raise KeyError(f"no domain {id} in this dump (domains: {', '.join(str(d.id) for d in self.domains)})")
+        why = f"; {'; '.join(self._notes)}" if self._notes else ""
+        raise KeyError(f"no domain {id} in this dump (domains: {', '.join(str(d.id) for d in self.domains)}){why}")
 
 
 def machine_from_dump(dump: Dump, xen_syms: str | None = None) -> Machine:
