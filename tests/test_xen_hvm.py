@@ -68,3 +68,25 @@ def test_p2m_table_memory(fmt, present):
     assert mem.page_state(5) is PageState.ABSENT and mem.page_state(1) is PageState.PRESENT
     with pytest.raises(OutsideDump):
         mem.read_phys(0x4000, 8)
+
+
+def test_domain_memory_reads_runs_of_frames_at_once_and_gaps_page_by_page():
+    """Guest frames 0-2 are machine frames 10-12 (one read), frame 3 is 20,
+    frame 4 is missing: bytes come out in guest order either way."""
+    from analyzer.xen.domain_memory import DomainMemory
+
+    class Machine:
+        def __init__(self) -> None:
+            self.reads: list[tuple[int, int]] = []
+
+        def read_phys(self, addr: int, size: int) -> bytes:
+            self.reads.append((addr, size))
+            return b"".join(bytes([(a >> 12) & 0xFF]) for a in range(addr, addr + size))
+
+    m = Machine()
+    mem = DomainMemory(m, {0: 10, 1: 11, 2: 12, 3: 20})  # type: ignore[arg-type]
+    data = mem.read_phys(0x800, 4 * 4096 - 0x800)
+    assert data == bytes([10]) * 0x800 + bytes([11]) * 4096 + bytes([12]) * 4096 + bytes([20]) * 4096
+    assert m.reads == [(10 * 4096 + 0x800, 3 * 4096 - 0x800), (20 * 4096, 4096)]
+    with pytest.raises(OutsideDump):
+        mem.read_phys(3 * 4096, 8192)

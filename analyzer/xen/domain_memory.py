@@ -34,6 +34,10 @@ class DomainMemory:
             if mfn is None:
                 raise OutsideDump(paddr, "guest-physical", "the guest has no machine frame for this page")
             n = min(size, 4096 - off)
+            # guest frames that follow each other in machine memory too are
+            # read at once (a guest's memory is mostly such runs)
+            while n < size and self.p2m.get(pfn + 1 + (off + n - 1) // 4096) == mfn + 1 + (off + n - 1) // 4096:
+                n = min(size, n + 4096)
             out += self.dump.read_phys(mfn * 4096 + off, n)
             paddr += n
             size -= n
