@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from analyzer.errors import MemoryFault
 from analyzer.needs import KERNEL_PAGE_TABLES
 from analyzer.plugin import CannotRun, Option, Plugin, parse_int, resolve_address
 from analyzer.results import Column, KeyValues, Kind, Result, Table
@@ -22,6 +23,7 @@ CPU's saved CR3), or the tables at --cr3.
 examples:
   vmcrash run vtop vmcore 0xffffffff81000000
   vmcrash run vtop vmcore 0x7f0000001000 --cr3 0x3a2c000
+  vmcrash run vtop kvm-host.vmcore --domain 1 linux_banner   (also QEMU's address and host-physical)
 """
     options = (
         Option("address", "the virtual address: a number (0x for hex) or a symbol[+offset]",
@@ -54,6 +56,17 @@ examples:
                 pfn = domain.mfn_to_pfn(walk.result.addr >> 12)
                 summary.add("guest-physical", None if pfn is None else (pfn << 12) | (walk.result.addr & 0xFFF),
                             Kind.ADDRESS)
+            kvm = session.machine.kvm_memory.get(domain.id) if session.machine.kvm_vms else None
+            if kvm is not None:  # a KVM guest: where QEMU holds the page, and where that is in the host
+                try:
+                    hva = kvm.hva(walk.result.addr)
+                    page = kvm.process.page(hva)
+                    summary.add("QEMU address", hva, Kind.ADDRESS)
+                    summary.add("host-physical", page.paddr, Kind.ADDRESS)
+                    if page.paddr is None:
+                        summary.add("host page", page.state.value)
+                except MemoryFault as e:
+                    result.warn(f"{walk.result.addr:#x}: {e}")
             summary.add("page size", walk.page_size, Kind.SIZE)
         summary.add("paging", walk.fmt.name)
         how = "--cr3" if cr3 is not None else domain.kernel_paging.how  # type: ignore[union-attr]

@@ -223,3 +223,18 @@ def test_where_each_vcpu_thread_was_in_the_host_equals_crashs_bt(path, capsys):
     rows = json.loads(capsys.readouterr().out)["sections"][1]["rows"]
     where = {r["thread"]: r["host_where"] for r in rows}
     assert where[67] == "svm_vcpu_run+0x1fa" and where[66].startswith("kvm_vcpu_block+")
+
+
+def test_vtop_in_the_vm_goes_on_to_qemu_and_the_host(path, capsys):
+    """The guest's linux_banner: guest page tables -> gpa (the fact the
+    helper found by hand), then QEMU's address and host-physical, as crash's
+    `vtop -u` in the QEMU process gives them."""
+    facts = samples.facts(SAMPLE)
+    hits = {int(h["gpa"], 16): int(h["hva"], 16) for h in facts["kvm"]["vms"][0]["ram_slot_check"]["linux_banner_hits"]}
+    with open(os.path.join(samples.SAMPLES, SAMPLE, "facts", "crash.guest-ram.txt")) as f:
+        crash = {int(v, 16): int(p, 16) for v, _v2, p in re.findall(
+            r"vtop -u (0x[0-9a-f]+)\nVIRTUAL\s+PHYSICAL\s*\n([0-9a-f]+)\s+([0-9a-f]+)", f.read())}
+    assert main(["run", "vtop", path, "--domain", "1", "linux_banner", "--json"]) == EXIT_OK
+    kv = {i["key"]: i["value"] for i in json.loads(capsys.readouterr().out)["sections"][0]["items"]}
+    gpa = kv["guest-physical"]
+    assert gpa == 0x1aa3e40 and kv["QEMU address"] == hits[gpa] and kv["host-physical"] == crash[hits[gpa]]
