@@ -253,7 +253,7 @@ def _xen_machine(dump: Dump, xen: "XenHypervisor", xen_syms: str | None = None) 
     """A Xen host: the hypervisor, and each domain as a guest of its own whose
     memory is read through the p2m built from the frame table and the M2P.
     (vCPU registers of guests need xen-syms; the pCPUs' are in the notes.)"""
-    from .linux.find import scan_for_vmcoreinfo
+    from .linux.find import GUEST_SCAN, scan_for_vmcoreinfo
     from .xen.domain_memory import DomainMemory
     from .xen.hypervisor import DOMID_FIRST_SPECIAL
 
@@ -263,14 +263,24 @@ def _xen_machine(dump: Dump, xen: "XenHypervisor", xen_syms: str | None = None) 
 
         prog = xen_program(xen, xen_syms)
     domains: list[Domain] = []
+    notes: list[str] = []
     for info in xen.domains:
         if info.id >= DOMID_FIRST_SPECIAL:
             continue
         hvm = None
+        type_known = prog is not None
         if prog is not None:
-            from .xen.hvm import hvm_info
+            from .xen.hvm import HvmUnknown, hvm_info
 
-            hvm = hvm_info(prog, info.address)
+            try:
+                hvm = hvm_info(prog, info.address)
+            except HvmUnknown as e:
+                notes.append(f"domain {info.id}: PV or HVM could not be read ({e}); judged from its kernel's tables")
+                type_known = False
+        hvm_type = hvm.type if hvm is not None else None
+        if hvm is not None and not hvm.root_mfn:
+            notes.append(f"domain {info.id}: its p2m table is not set up; its frames come from the M2P")
+            hvm = None
         vcpus: list[VCpu] = []
         if prog is not None:
             from .xen.hypervisor import xen_vcpus
@@ -278,7 +288,7 @@ def _xen_machine(dump: Dump, xen: "XenHypervisor", xen_syms: str | None = None) 
             vcpus = [VCpu(id=int(v["id"]), registers=dict(v["registers"]),  # type: ignore[call-overload]
                           running=bool(v["running"]), pcpu=int(v["pcpu"]),  # type: ignore[call-overload]
                           sources=["Xen struct vcpu (xen-syms)"])
-                     for v in xen_vcpus(prog, info.address, hvm=hvm is not None)]
+                     for v in xen_vcpus(prog, info.address, hvm=hvm_type is not None)]
         name = "Domain-0" if info.id == 0 else None
         details: dict[str, object] = {}
         if prog is not None:
@@ -293,16 +303,19 @@ def _xen_machine(dump: Dump, xen: "XenHypervisor", xen_syms: str | None = None) 
             # which frames it has: the frame table and M2P say it at once
             # (a walk of the whole p2m would cost a lookup per 4 KiB mapping)
             ranges = DomainMemory(dump, xen.m2p(info.mfns)).ranges() or table.ranges()
-            found = scan_for_vmcoreinfo(ranges, table.read_phys)
+            found = scan_for_vmcoreinfo(ranges, table.read_phys, limit_bytes=GUEST_SCAN)
             domains.append(Domain(info.id, name=name, type=hvm.type, vcpus=vcpus, read_phys=table.read_phys,
                                   vmcoreinfo=found[0] if found else None, ranges=_fixed(ranges),
                                   pfn_to_mfn=table.pfn_to_mfn, page_state=table.page_state))
             domains[-1].details = details
             continue
         mem = DomainMemory(dump, xen.m2p(info.mfns))
-        found = scan_for_vmcoreinfo(mem.ranges(), mem.read_phys)
-        pv = prog is not None or found is None or _tables_hold_machine_frames(mem, found[0])
-        domains.append(Domain(info.id, name=name, type="pv" if pv else "hvm", vcpus=vcpus,
+        found = scan_for_vmcoreinfo(mem.ranges(), mem.read_phys, limit_bytes=GUEST_SCAN)
+        if type_known:
+            pv = hvm_type is None
+        else:  # without xen-syms: what the guest kernel's own tables hold
+            pv = found is None or _tables_hold_machine_frames(mem, found[0])
+        domains.append(Domain(info.id, name=name, type="pv" if pv else (hvm_type or "hvm"), vcpus=vcpus,
                               read_phys=mem.read_phys, vmcoreinfo=found[0] if found else None,
                               ranges=mem.ranges, read_machine=dump.read_phys if pv else None,
                               pfn_to_mfn=mem.p2m.get,
@@ -312,6 +325,7 @@ def _xen_machine(dump: Dump, xen: "XenHypervisor", xen_syms: str | None = None) 
     for d in domains:
         d.name_source = names
     machine = Machine(dump, domains)
+    machine._notes.extend(notes)
     machine.hypervisor = {"name": "xen", "version": xen.version, "panic": None,
                           "xen_phys_start": xen.xen_phys_start, "pcpus": len(xen.pcpu_cr3)}
     machine.xen = xen

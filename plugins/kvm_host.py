@@ -76,6 +76,8 @@ examples:
                     if mem is not None:
                         c = mem.slot_pages(s)
                         row += [c["present"], c["untouched"], c["swapped"], c["unreadable"]]
+                        if c["truncated"]:
+                            result.warn(f"VM {index} slot {s.id}: counted only part of it (too many lookups)")
                     else:
                         row += [None] * 4
                 t.add(*row)

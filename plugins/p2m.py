@@ -89,6 +89,8 @@ examples:
         rows = 0
         if mem is not None:
             for s in mem.slots:
+                if rows >= limit:
+                    break
                 for a, b, st in mem.process.runs(s.userspace_addr, s.userspace_addr + (s.npages << 12)):
                     if rows >= limit:
                         break
@@ -99,6 +101,8 @@ examples:
                     rows += 1
             result.add(t)
             result.note("a run is consecutive in QEMU's address space; its host frames need not be (give ADDR)")
+            if rows >= limit:
+                result.note(f"stopped at {limit} runs (--limit)")
             return result
         assert d.pfn_to_mfn is not None
         start = prev_pfn = prev_mfn = None

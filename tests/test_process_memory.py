@@ -121,4 +121,28 @@ def test_guest_memory_through_memslots(proc: tuple[Phys, ProcessMemory]) -> None
     assert e.value.space == "guest-physical" and "QEMU address 0x7f0000004000" in str(e.value)
     with pytest.raises(OutsideDump):
         mem.read_phys(0x5000, 8)
-    assert mem.slot_pages(slots[1]) == {"present": 1, "untouched": 2, "swapped": 1, "unreadable": 0}
+    assert mem.slot_pages(slots[1]) == {"present": 1, "untouched": 2, "swapped": 1, "unreadable": 0, "truncated": 0}
+
+
+def test_huge_page_states_and_odd_addresses(proc: tuple[Phys, ProcessMemory]) -> None:
+    """A PROT_NONE 2 MiB page is still mapped (frame inverted); a non-present
+    huge entry in swap format is not zeros; a non-canonical address is
+    unreadable; a walk stopped by its limit says so."""
+    t, pm = proc
+    pd = pm.walker.root
+    for level in (4, 3):
+        pd = t.mem[pd + 8 * idx(0x7F0000000000, level)] & 0x000FFFFFFFFFF000
+    t.pages[0x1000000 + 0x1000] = b"H" * 4096
+    t.set(pd, 8, (~0x1000000 & 0x000FFFFFFFFFF000) | (1 << 8) | (1 << 7))   # 0x7f0001000000: PROT_NONE PMD
+    t.set(pd, 9, swap_pte(0, 0x777) | (1 << 7))                              # 0x7f0001200000: swap-format PMD
+    huge = pm.page(0x7F0001001010)
+    assert huge.state is UserPageState.PRESENT and huge.paddr == 0x1001010 and huge.page_size == 2 << 20
+    assert pm.read(0x7F0001001010, 2) == b"HH"
+    assert pm.page(0x7F0001200000).state is UserPageState.SWAPPED
+    with pytest.raises(PageSwappedOut):
+        pm.read(0x7F0001234000, 8)
+    assert pm.page(0x8000_0000_0000).state is UserPageState.UNREADABLE
+    list(pm.runs(0x7F0000000000, 0x7F0000008000, limit=3))
+    assert pm.truncated
+    list(pm.runs(0x7F0000000000, 0x7F0000008000))
+    assert not pm.truncated

@@ -384,6 +384,12 @@ def test_xenstore_records_bounded_and_validated():
     mem += b"\0" * (-len(mem) % 4096)
     names = xenstore_names([PhysRange(0, len(mem))], lambda a, n: mem[a:a + n])
     assert names == {3: "new"}
+    # a record across the edge of the 1 MiB windows the scan reads
+    for at in (1 << 20) - 30, (1 << 20) + 8:
+        big = bytearray(2 << 20)
+        rec = record(b"/local/domain/7/name", b"edge", 1)
+        big[at:at + len(rec)] = rec
+        assert xenstore_names([PhysRange(0, len(big))], lambda a, n: bytes(big[a:a + n])) == {7: "edge"}
 
 
 PVH = "xen-pvh-kdump"

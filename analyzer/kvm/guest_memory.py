@@ -114,4 +114,5 @@ class KvmGuestMemory:
         start = s.userspace_addr
         for a, b, st in self.process.runs(start, start + (s.npages << 12)):
             counts[st.value] += (b - a) >> 12
+        counts["truncated"] = int(self.process.truncated)
         return counts

@@ -44,6 +44,8 @@ MAX_VMS = 4096
 MAX_SLOTS = 32768      # KVM_MEM_SLOTS_NUM is 32767
 MAX_VCPUS = 4096       # KVM_MAX_VCPUS on x86 is 1024 (4096 with MAXSMP)
 MAX_CMDLINE = 4096
+#: Guest frames stop below 2^40 (52-bit guest-physical addresses).
+MAX_GFN = 1 << 40
 
 #: enum of vcpu.mode (include/linux/kvm_host.h)
 VCPU_MODES = {0: "outside guest mode", 1: "in guest mode", 2: "exiting guest mode",
@@ -180,8 +182,13 @@ def _memslots(kvm: drgn.Object, notes: list[str]) -> list[Memslot]:
             member_off = drgn.offsetof(prog.type("struct kvm_memory_slot"), f"gfn_node[{idx}]")
             for node in _rb_inorder(ms.gfn_tree, notes, MAX_SLOTS):
                 s = drgn.Object(prog, "struct kvm_memory_slot", address=node - member_off)
-                slots.append(Memslot(int(s.id.value_()), int(s.as_id.value_()), int(s.base_gfn.value_()),
-                                     int(s.npages.value_()), int(s.userspace_addr.value_()), int(s.flags.value_())))
+                slot = Memslot(int(s.id.value_()), int(s.as_id.value_()), int(s.base_gfn.value_()),
+                               int(s.npages.value_()), int(s.userspace_addr.value_()), int(s.flags.value_()))
+                if slot.base_gfn + slot.npages > MAX_GFN or slot.userspace_addr + (slot.npages << 12) > 1 << 57:
+                    notes.append(f"memslot {slot.id} (as {slot.as_id}) is implausible (base_gfn "
+                                 f"{slot.base_gfn:#x}, {slot.npages} pages at {slot.userspace_addr:#x}): left out")
+                    continue
+                slots.append(slot)
         except READ_ERRORS as e:
             notes.append(f"memslots of address space {as_id}: {e}")
     return slots
@@ -211,8 +218,17 @@ def _vcpu_registers(vcpu: drgn.Object, vendor: str | None, notes: list[str]) -> 
         except READ_ERRORS as e:
             notes.append(f"VMCB save area: {e}")
     elif vendor == "kvm_intel":
-        notes.append("Intel VMX: RFLAGS, segments and FS/GS bases are in the VMCS (not readable from memory); "
-                     "RIP/RSP are KVM's last cached copies")
+        # RSP, RIP and CR3 are KVM's cached copies, valid only when marked
+        # available (arch.regs_avail); the rest lives in the VMCS
+        try:
+            avail = int(arch.regs_avail.value_())
+            for bit, name in ((4, "rsp"), (16, "rip"), (19, "cr3")):  # VCPU_REGS_RSP, _RIP, VCPU_EXREG_CR3
+                if not avail >> bit & 1:
+                    regs.pop(name, None)
+                    notes.append(f"Intel VMX: {name.upper()} is not cached by KVM (it is in the VMCS): left out")
+        except READ_ERRORS:
+            pass
+        notes.append("Intel VMX: RFLAGS, segments and FS/GS bases are in the VMCS, not readable from memory")
     return regs
 
 
@@ -281,9 +297,14 @@ def find_vms(linux: "LinuxGuest", notes: list[str]) -> list[KvmVm]:
         except READ_ERRORS as e:
             notes.append(f"VM {index}: {e}")
             continue
-        comm, cmdline = _process(linux, pid, mm, vnotes)
-        vms.append(KvmVm(index, address, pid, comm, cmdline, int(mm.value_()), pgd,
-                         _memslots(kvm, vnotes), _vcpus(kvm, vendor, vnotes), vendor, vnotes))
+        try:  # one VM's damaged struct costs that VM's details, never the others
+            comm, cmdline = _process(linux, pid, mm, vnotes)
+            slots = _memslots(kvm, vnotes)
+            vcpus = _vcpus(kvm, vendor, vnotes)
+        except READ_ERRORS as e:
+            notes.append(f"VM {index} (pid {pid}): {e}")
+            continue
+        vms.append(KvmVm(index, address, pid, comm, cmdline, int(mm.value_()), pgd, slots, vcpus, vendor, vnotes))
     return vms
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..linux.find import scan_for_vmcoreinfo
+from ..linux.find import GUEST_SCAN, scan_for_vmcoreinfo
 from ..model import Domain, Machine, VCpu
 from ..notes import CpuState
 from .guest_memory import KvmGuestMemory
@@ -47,6 +47,7 @@ def add_kvm_vms(machine: Machine, host_linux: Callable[[], "LinuxGuest"]) -> Non
             continue
         machine.domains.append(dom)
         machine.kvm_memory[vm.index] = mem
+        machine.notes.extend(f"VM {vm.index}: {n}" for n in vm.notes)
     panic = linux.panic()
     machine.hypervisor = {
         "name": "kvm", "version": linux.release or "unknown",
@@ -62,9 +63,9 @@ def vm_domain(linux: "LinuxGuest", vm: KvmVm) -> tuple[Domain, KvmGuestMemory]:
         raise LookupError("the host's dump does not say which pages it holds")
     mem = KvmGuestMemory(vm.memslots, process, host.page_state)
     vcpus = [VCpu(id=v.id, registers=dict(v.registers), running=v.in_guest_mode, pcpu=v.host_cpu,
-                  sources=["KVM struct kvm_vcpu (host kernel)"], host_pid=v.host_pid, mode=v.mode)
+                  sources=["KVM struct kvm_vcpu (host kernel)", *v.notes], host_pid=v.host_pid, mode=v.mode)
              for v in vm.vcpus]
-    found = scan_for_vmcoreinfo(mem.ranges(), mem.read_phys)
+    found = scan_for_vmcoreinfo(mem.ranges(), mem.read_phys, limit_bytes=GUEST_SCAN)
     dom = Domain(vm.index, name=vm.name, type="kvm", vcpus=vcpus, read_phys=mem.read_phys,
                  vmcoreinfo=found[0] if found else None, ranges=mem.ranges,
                  cpu_states=[CpuState(v.id, dict(v.registers)) for v in vm.vcpus], page_state=mem.page_state)

@@ -29,6 +29,7 @@ from ..spaces import Space
 __all__ = ["UserPage", "UserPageState", "ProcessMemory", "PageSwappedOut"]
 
 PROTNONE = 1 << 8
+LARGE = 1 << 7  # PSE: a 2 MiB or 1 GiB page
 SWP_TYPE_SHIFT = 59
 SWP_OFFSET_SHIFT = 9
 
@@ -66,6 +67,7 @@ class ProcessMemory:
         self.name = name
         self.read_phys = read_phys
         self._reader = TableReader(read_phys)
+        self.truncated = False
         self.walker = PageTableWalker(fmt, pgd_paddr, self._reader, input_space=Space.KVADDR,
                                       table_space=Space.KPHYSADDR)
 
@@ -79,24 +81,25 @@ class ProcessMemory:
         w = self.walker.walk(uaddr)
         if w.table_unreadable:
             return UserPage(UserPageState.UNREADABLE, detail=w.fault or "")
-        if not w.steps:
-            return UserPage(UserPageState.UNTOUCHED, detail=w.fault or "")
+        if not w.steps:  # not a canonical address: no process has it
+            return UserPage(UserPageState.UNREADABLE, detail=w.fault or "not a canonical address")
         last = w.steps[-1]
         entry, level = last.entry, last.level
-        span = PAGE_SIZES.get(level, 1 << (12 + 9 * (level - 1)))
-        span -= uaddr & (span - 1)
+        size = PAGE_SIZES.get(level, 1 << (12 + 9 * (level - 1)))
+        span = size - (uaddr & (size - 1))
         if entry == 0:
             return UserPage(UserPageState.UNTOUCHED, detail=f"{last.level_name} entry is empty", span=span)
-        if level == 1 and entry & PROTNONE:
-            frame = ~entry & ADDR_MASK
-            return UserPage(UserPageState.PRESENT, frame | (uaddr & 0xFFF), 4096, detail="PROT_NONE")
-        if level == 1:
-            swp_type = entry >> SWP_TYPE_SHIFT
-            offset = (~entry & ((1 << SWP_TYPE_SHIFT) - 1)) >> SWP_OFFSET_SHIFT
-            return UserPage(UserPageState.SWAPPED, detail=f"swap entry {entry:#x}: type {swp_type}, "
-                                                          f"offset {offset:#x}")
-        return UserPage(UserPageState.UNTOUCHED, detail=f"{last.level_name} entry {entry:#x} is not present",
-                        span=span)
+        large = level in (2, 3) and entry & LARGE
+        if entry & PROTNONE and (level == 1 or large):
+            # PROT_NONE (or a NUMA-balancing hint): still mapped, frame stored inverted
+            frame = ~entry & ADDR_MASK & ~(size - 1)
+            return UserPage(UserPageState.PRESENT, frame | (uaddr & (size - 1)), size, detail="PROT_NONE")
+        swp_type = entry >> SWP_TYPE_SHIFT
+        offset = (~entry & ((1 << SWP_TYPE_SHIFT) - 1)) >> SWP_OFFSET_SHIFT
+        # a swap-format entry: on the swap device, or (special types) being
+        # migrated; a huge page's (level 2) too -- its data is not in RAM here
+        return UserPage(UserPageState.SWAPPED, detail=f"{last.level_name} swap entry {entry:#x}: type {swp_type}, "
+                                                      f"offset {offset:#x}", span=span if level > 1 else 4096)
 
     def read(self, uaddr: int, size: int, *, untouched_as_zero: bool = True) -> bytes:
         """``size`` bytes at ``uaddr``.  Untouched pages read as zeros (as the
@@ -124,6 +127,7 @@ class ProcessMemory:
         addr = start
         run_start, run_state = start, None
         lookups = 0
+        self.truncated = False
         while addr < end and lookups < limit:
             lookups += 1
             p = self.page(addr)
@@ -137,3 +141,5 @@ class ProcessMemory:
             addr = min(end, addr + step)
         if run_state is not None:
             yield run_start, addr, run_state
+        #: the last runs() stopped at its limit before ``end``: its counts are short
+        self.truncated = addr < end

@@ -318,12 +318,13 @@ class VmcrashApp(App[None]):
         table = self.query_one("#task-table", DataTable)
         table.clear()
         for d in a.triage["domains"]:
-            for t in d["tasks"]:
+            for i, t in enumerate(d["tasks"]):
                 if text and not (text == t["state"] or text.lower() in t["comm"].lower()):
                     continue
-                # pids repeat across domains (a host and its VMs): the key names both
+                # pids repeat across domains (a host and its VMs), and a damaged
+                # task list may repeat one: the key is the row's place
                 table.add_row(str(d["id"]), str(t["pid"]), str(t.get("ppid", "")), str(t["cpu"]), t["state"],
-                              t["comm"], key=f"{d['id']}:{t['pid']}")
+                              t["comm"], key=f"{d['id']}:{i}")
 
     # -- events -------------------------------------------------------------
 

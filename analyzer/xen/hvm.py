@@ -29,9 +29,10 @@ from ..errors import MemoryFault, OutsideDump
 from ..paging import EPT_4LEVEL, NPT_4LEVEL, PAGE_SIZES, PageTableFormat, PageTableWalker, TableReader
 from ..spaces import Space
 
-__all__ = ["HvmInfo", "hvm_info", "P2mTableMemory", "XEN_DOMCTL_CDF_HVM"]
+__all__ = ["HvmInfo", "HvmUnknown", "hvm_info", "P2mTableMemory", "XEN_DOMCTL_CDF_HVM"]
 
 XEN_DOMCTL_CDF_HVM = 1 << 0
+XEN_DOMCTL_CDF_HAP = 1 << 1
 X86_EMU_LAPIC, X86_EMU_VPCI = 1 << 0, 1 << 10
 #: A guest's frames are below 2^40 (4 PiB); p2m runs are scanned no further.
 MAX_GFN = 1 << 40
@@ -46,26 +47,32 @@ class HvmInfo:
     max_mapped_pfn: int
 
 
+class HvmUnknown(Exception):
+    """Whether a domain is an HVM container could not be read."""
+
+
 def hvm_info(prog: "object", domain_address: int) -> HvmInfo | None:
-    """What a domain's p2m is, when the domain is an HVM container (else None)."""
+    """What a domain's p2m is when the domain is an HVM container; None for a
+    PV domain; :class:`HvmUnknown` when xen-syms or the dump cannot say."""
     import drgn
 
     assert isinstance(prog, drgn.Program)
     try:
         d = drgn.Object(prog, "struct domain *", value=domain_address)
-        if not int(d.options) & XEN_DOMCTL_CDF_HVM:
+        options = int(d.options)
+        if not options & XEN_DOMCTL_CDF_HVM:
             return None
         emu = int(d.arch.emulation_flags)
         kind = "pvh" if emu & ~(X86_EMU_LAPIC | X86_EMU_VPCI) == 0 else "hvm"
         p2m = d.arch.p2m
         vendor = prog["hvm_funcs"].name.string_().decode(errors="replace")
-        if vendor == "VMX":
+        if vendor == "VMX" and options & XEN_DOMCTL_CDF_HAP:
             fmt, root = EPT_4LEVEL, int(p2m.ept.mfn)
-        else:
+        else:  # AMD's NPT, and shadow paging on either vendor: p2m-pt tables
             fmt, root = NPT_4LEVEL, int(p2m.phys_table.pfn)
         return HvmInfo(kind, fmt, root, int(p2m.max_mapped_pfn))
-    except (LookupError, ValueError, AttributeError, drgn.FaultError, MemoryFault):
-        return None
+    except (LookupError, ValueError, AttributeError, drgn.FaultError, MemoryFault) as e:
+        raise HvmUnknown(f"domain at {domain_address:#x}: {e}") from None
 
 
 class P2mTableMemory:

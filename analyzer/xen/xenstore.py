@@ -31,6 +31,8 @@ __all__ = ["xenstore_names"]
 TDB_MAGIC = b"\x99\x19\x01\x26"
 _NAME_KEY = re.compile(rb"\x99\x19\x01\x26(/local/domain/(\d{1,5})/name)")
 CHUNK = 1 << 20
+#: A window's overlap with its neighbours: more than a record's header, key and value.
+OVERLAP = 512
 MAX_SCAN = 64 << 30
 MAX_NAME = 256
 #: sizeof(struct xs_tdb_record_hdr): u64 + 3 x u32, padded to 8 -- what the
@@ -43,22 +45,30 @@ PERMS_AT = 20
 def xenstore_names(ranges: list[PhysRange], read: Callable[[int, int], bytes]) -> dict[int, str]:
     """Domain id -> name, from the xenstore records found in ``read``'s memory."""
     best: dict[int, tuple[int, str]] = {}
+
+    def search(data: bytes) -> None:
+        for m in _NAME_KEY.finditer(data):
+            found = _record(data, m)
+            if found is not None:
+                domid, generation, name = found
+                if domid not in best or generation > best[domid][0]:
+                    best[domid] = (generation, name)
+
     scanned = 0
     for r in ranges:
         addr = r.start
         while addr < r.end and scanned < MAX_SCAN:
-            n = min(CHUNK + 512, r.end - addr)
+            # each window reaches back over the record header before it and on
+            # past its end, so a record across a window's edge is seen whole
+            lo, hi = max(r.start, addr - OVERLAP), min(r.end, addr + CHUNK + OVERLAP)
             try:
-                data = read(addr, n)
-            except MemoryFault:
-                addr += CHUNK
-                continue
-            for m in _NAME_KEY.finditer(data, 0, min(len(data), CHUNK + 20)):
-                found = _record(data, m)
-                if found is not None:
-                    domid, generation, name = found
-                    if domid not in best or generation > best[domid][0]:
-                        best[domid] = (generation, name)
+                search(read(lo, hi - lo))
+            except MemoryFault:  # a hole in the window: its readable pages one by one
+                for page in range(addr, min(r.end, addr + CHUNK), 4096):
+                    try:
+                        search(read(page, min(4096, r.end - page)))
+                    except MemoryFault:
+                        continue
             addr += CHUNK
             scanned += CHUNK
     return {d: name for d, (_g, name) in best.items()}
