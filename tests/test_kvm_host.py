@@ -201,13 +201,19 @@ def test_corrupt_vm_list_and_memslot_tree_end_with_a_note(session, path, tmp_pat
     link = int(kvm.vm_list.address_of_().value_())
     slots = kvm.memslots[0]
     root = int(slots.gfn_tree.rb_node.value_())
+    smm_root = int(kvm.memslots[1].gfn_tree.rb_node.value_())
+    slot1 = smm_root - drgn.offsetof(prog.type("struct kvm_memory_slot"), f"gfn_node[{int(kvm.memslots[1].node_idx)}]")
+    npages = slot1 + drgn.offsetof(prog.type("struct kvm_memory_slot"), "npages")
     patches = [(host.translate(link), link.to_bytes(8, "little")),               # vm_list.next = itself
-               (host.translate(root + 8), root.to_bytes(8, "little"))]          # rb_right = itself
+               (host.translate(root + 8), root.to_bytes(8, "little")),          # rb_right = itself
+               (host.translate(npages), (1 << 62).to_bytes(8, "little"))]       # an SMM slot of 2^62 pages
     broken = _patched_copy(path, tmp_path, patches)
     with analyzer.open(broken) as s:
         vms = s.machine.kvm_vms
         assert len(vms) == 1 and any("cycle" in n for n in s.machine.notes)
         assert any("memslot tree broken" in n for n in vms[0].notes)
+        assert any("implausible" in n for n in vms[0].notes)
+        assert all(m.npages < 1 << 40 for m in vms[0].memslots)
         assert len([m for m in vms[0].memslots if m.as_id == 0]) < 6
         assert s.linux(s.machine.domain(0)).release == samples.facts(SAMPLE)["release"]
 

@@ -146,3 +146,19 @@ def test_huge_page_states_and_odd_addresses(proc: tuple[Phys, ProcessMemory]) ->
     assert pm.truncated
     list(pm.runs(0x7F0000000000, 0x7F0000008000))
     assert not pm.truncated
+
+
+def test_vmcoreinfo_scan_of_unreadable_memory_ends() -> None:
+    """A guest whose memory all faults (swapped, outside the dump) costs the
+    scan its bound, not a walk over 2^60 bytes."""
+    import time
+
+    from analyzer.dump import PhysRange
+    from analyzer.linux.find import scan_for_vmcoreinfo
+
+    def read(addr: int, size: int) -> bytes:
+        raise OutsideDump(addr)
+
+    t = time.perf_counter()
+    assert scan_for_vmcoreinfo([PhysRange(0, 1 << 60)], read, limit_bytes=1 << 30) is None
+    assert time.perf_counter() - t < 2
