@@ -99,13 +99,15 @@ class KvmGuestMemory:
         """PRESENT when the page's data is in the dump; EXCLUDED when the guest
         has the page but the dump does not (untouched, swapped, or filtered
         out on the host); ABSENT outside every memslot."""
-        s = self.slot(gfn)
-        if s is None:
+        if self.slot(gfn) is None:
             return PageState.ABSENT
-        p = self.process.page(s.userspace_addr + ((gfn - s.base_gfn) << 12))
-        if p.state is not UserPageState.PRESENT or p.paddr is None:
+        try:
+            hpa = self._host_page(gfn)  # the same cached lookup the reads use
+        except MemoryFault:
             return PageState.EXCLUDED
-        return PageState.PRESENT if self._host_state(p.paddr >> 12) is PageState.PRESENT else PageState.EXCLUDED
+        if hpa == UNTOUCHED_PAGE:
+            return PageState.EXCLUDED
+        return PageState.PRESENT if self._host_state(hpa >> 12) is PageState.PRESENT else PageState.EXCLUDED
 
     def slot_pages(self, s: Memslot) -> dict[str, int]:
         """How many of a slot's pages are in each state (present, untouched,
