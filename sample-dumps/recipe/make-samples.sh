@@ -30,9 +30,10 @@ python3 -c 'import drgn' 2>/dev/null || pip install drgn   # 0.3.0 was used (PyP
 # 3. crash 8.0.6 / makedumpfile 1.7.6 (trixie) and crash 9.0.2 (sid) chroots
 "$here/make-chroots.sh" "$build"
 
-# 4. the kernel as stored: vmlinux without the .rela.* sections of --emit-relocs
+# 4. the kernel as stored: vmlinux without the .rela.* sections of --emit-relocs, nor
+#    .debug_loclists (where local variables live: nothing here reads them; 4 MB of xz)
 k="$build/samples/kernel"; mkdir -p "$k"
-objcopy -R '.rela*' "$build/linux-source-6.1/vmlinux" "$k/vmlinux"
+objcopy -R '.rela*' -R .debug_loclists "$build/linux-source-6.1/vmlinux" "$k/vmlinux"
 cp "$build/linux-source-6.1/System.map" "$k/System.map"
 cp "$build/linux-source-6.1/.config" "$k/config"
 cp "$build/oops-module/vmcrash_oops.ko" "$k/"
@@ -67,5 +68,6 @@ for f in vmcore.elf vmcore.kdump-zlib; do ln -f "$build/run-oops/$f" "$s/$f"; do
 cp "$k/vmcrash_oops.ko" "$dest/linux-6.1-module-oops/"
 mkdir -p "$dest/kernel"
 xz -9 -T2 -c "$k/vmlinux" > "$dest/kernel/vmlinux.xz"
-cp "$k/System.map" "$k/config" "$k/vmcrash_oops.ko" "$dest/kernel/"
+xz -9e -c "$k/System.map" > "$dest/kernel/System.map.xz"
+cp "$k/config" "$k/vmcrash_oops.ko" "$dest/kernel/"
 du -sh "$dest"

@@ -45,7 +45,7 @@ S=$out/xen-domU-xendump; mkdir -p "$S/facts"
 cp "$r1"/facts/{xl-info,xl-list,xl-vcpu-list,xl-dmesg,time}.xendump.txt "$r1"/facts/xl-list-l.xendump.json \
    "$r1"/facts/{domU-console,dom0-ps}.xendump.txt "$r1"/facts/xl-dump-core.txt \
    "$r1"/facts/xl-vcpu-list.after-xendump.txt "$r1"/facts/xl-create.*.txt "$S/facts/"
-xz -9e -T1 -c "$r1/xendump.elf" > "$S/xendump.elf.xz"
+"${XZBIG[@]}" -c "$r1/xendump.elf" > "$S/xendump.elf.xz"
 python3 "$here/../crash_facts.py" --bind /work/build "$vmlinux" "$r1/xendump.elf" "$S/facts" crash806-xendump
 printf 'help -D\nlog\nmach\nq\n' | crash806 "$(in_chroot "$vmlinux")" "$(in_chroot "$r1/xendump.elf")" \
 	> "$S/facts/crash806-xendump.help-D-log-mach.txt" 2>&1 || true
