@@ -24,7 +24,7 @@ from .errors import MemoryFault, PageExcluded
 from .notes import CpuState, Note
 from .vmcoreinfo import VmcoreInfo
 
-__all__ = ["Dump", "PhysRange", "PageState", "MAX_READ", "pfn_runs"]
+__all__ = ["Dump", "PhysRange", "PageState", "MAX_READ", "pfn_runs", "merge_adjacent"]
 
 #: The largest single read served at once; bigger reads are a caller's bug
 #: or a hostile size field.
@@ -54,15 +54,20 @@ class PhysRange:
         return isinstance(addr, int) and self.start <= addr < self.end
 
 
+def merge_adjacent(spans: "Iterable[tuple[int, int]]") -> list[PhysRange]:
+    """Sorted ``(start, end)`` spans as ranges, those that touch joined."""
+    out: list[PhysRange] = []
+    for start, end in spans:
+        if out and out[-1].end == start:
+            out[-1] = PhysRange(out[-1].start, end)
+        else:
+            out.append(PhysRange(start, end))
+    return out
+
+
 def pfn_runs(pfns: "Iterable[int]", page_size: int) -> list[PhysRange]:
     """The ranges covered by sorted page frame numbers."""
-    out: list[PhysRange] = []
-    for pfn in pfns:
-        if out and out[-1].end == pfn * page_size:
-            out[-1] = PhysRange(out[-1].start, (pfn + 1) * page_size)
-        else:
-            out.append(PhysRange(pfn * page_size, (pfn + 1) * page_size))
-    return out
+    return merge_adjacent((pfn * page_size, (pfn + 1) * page_size) for pfn in pfns)
 
 
 class Dump(ABC):

@@ -18,7 +18,7 @@ from elftools.common.exceptions import ELFError, ELFParseError
 from elftools.construct.core import ConstructError as ElftoolsConstructError
 from elftools.elf.elffile import ELFFile
 
-from ..dump import Dump, PageState, PhysRange
+from ..dump import Dump, PageState, PhysRange, merge_adjacent
 from ..errors import DumpFormatError, OutsideDump, PageExcluded, PageUnreadable
 from ..notes import cpu_states_from_notes, parse_note_blob
 from ..vmcoreinfo import VmcoreInfo
@@ -156,13 +156,7 @@ class ElfDump(Dump):
         return self.variant
 
     def ranges(self) -> list[PhysRange]:
-        out: list[PhysRange] = []
-        for p in self._pieces:
-            if out and out[-1].end == p.start:
-                out[-1] = PhysRange(out[-1].start, p.end)
-            else:
-                out.append(PhysRange(p.start, p.end))
-        return out
+        return merge_adjacent((p.start, p.end) for p in self._pieces)
 
     def _piece(self, paddr: int) -> _Piece | None:
         i = bisect.bisect_right(self._starts, paddr) - 1

@@ -13,7 +13,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable
 
-from ..dump import PageState, PhysRange
+from ..dump import PageState, PhysRange, merge_adjacent
 from ..errors import MemoryFault, OutsideDump
 from ..linux.process_memory import PageSwappedOut, ProcessMemory, UserPageState
 from .host import Memslot
@@ -36,13 +36,7 @@ class KvmGuestMemory:
         self._cache: dict[int, int] = {}
 
     def ranges(self) -> list[PhysRange]:
-        out: list[PhysRange] = []
-        for s in self.slots:
-            if out and out[-1].end == s.gpa_start:
-                out[-1] = PhysRange(out[-1].start, s.gpa_end)
-            else:
-                out.append(PhysRange(s.gpa_start, s.gpa_end))
-        return out
+        return merge_adjacent((s.gpa_start, s.gpa_end) for s in self.slots)
 
     def slot(self, gfn: int) -> Memslot | None:
         i = bisect.bisect_right(self._bases, gfn) - 1
