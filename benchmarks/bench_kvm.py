@@ -25,7 +25,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import best_of, ratio_line, run_crash  # noqa: E402
+from common import best_of, print_ratios, ratio_line, run_crash, timed_run  # noqa: E402
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VMCRASH = [sys.executable, "-m", "analyzer.cli"]
@@ -39,8 +39,8 @@ print(len([(t.pid.value_(), t.comm.string_()) for t in for_each_task(prog)]))
 """
 
 
-def timed(argv: list[str], runs: int = 3) -> float:
-    return best_of(runs, lambda: subprocess.run(argv, cwd=HERE, capture_output=True, check=True, timeout=900))[0]
+def timed(argv: list[str]) -> float:
+    return timed_run(argv, HERE)
 
 
 def main() -> None:
@@ -66,9 +66,7 @@ def main() -> None:
         if args.crash:
             rows.append(("crash ps on the extracted guest",
                          min(run_crash(args.crash, args.vmlinux, guest, ["ps"])[0] for _ in range(3))))
-        print(f"{'':<40} {'seconds':>8}  {'vs vmcrash ps (no debug info)':>30}")
-        for name, secs in rows:
-            print(f"{name:<40} {secs:8.2f}  {secs / ours:29.2f}x")
+        print_ratios(rows, "vmcrash ps (no debug info)")
         print(_reads(args.dump, args.domain, guest))
 
 

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import run_crash  # noqa: E402
+from common import print_ratios, run_crash, timed_run  # noqa: E402
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VMCRASH = [sys.executable, "-m", "analyzer.cli"]
@@ -36,13 +34,8 @@ print(len(tasks))
 """
 
 
-def timed(argv: list[str], runs: int = 3) -> float:
-    best = float("inf")
-    for _ in range(runs):
-        t = time.perf_counter()
-        subprocess.run(argv, cwd=HERE, capture_output=True, check=False, timeout=900)
-        best = min(best, time.perf_counter() - t)
-    return best
+def timed(argv: list[str]) -> float:
+    return timed_run(argv, HERE, check=False)  # triage exits 4 on a partial result
 
 
 def main() -> None:
@@ -59,10 +52,7 @@ def main() -> None:
     if args.crash:
         best = min(run_crash(args.crash, args.vmlinux, args.dump, ["sys", "bt -a", "log"])[0] for _ in range(3))
         rows.append(("crash: sys; bt -a; log", best))
-    base = rows[0][1]
-    print(f"{'':<34} {'seconds':>8}  {'vs vmcrash --vmlinux':>20}")
-    for name, secs in rows:
-        print(f"{name:<34} {secs:8.2f}  {secs / base:19.2f}x")
+    print_ratios(rows, "vmcrash --vmlinux")
 
 
 if __name__ == "__main__":

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import best_of, run_crash  # noqa: E402
+from common import print_ratios, run_crash, timed_run  # noqa: E402
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -39,7 +38,7 @@ with analyzer.open(sys.argv[1], xen_syms=sys.argv[2] if len(sys.argv) > 2 else N
 
 
 def timed(argv: list[str]) -> float:
-    return best_of(3, lambda: subprocess.run(argv, cwd=HERE, capture_output=True, check=True, timeout=900))[0]
+    return timed_run(argv, HERE)
 
 
 def main() -> None:
@@ -56,10 +55,7 @@ def main() -> None:
         rows.append(("crash: doms; vcpus; pcpus",
                      min(run_crash(args.crash, args.xen_syms, args.dump, ["doms", "vcpus", "pcpus"])[0]
                          for _ in range(3))))
-    base = rows[0][1]
-    print(f"{'':<46} {'seconds':>8}  {'vs vmcrash (first row)':>22}")
-    for name, secs in rows:
-        print(f"{name:<46} {secs:8.2f}  {secs / base:21.2f}x")
+    print_ratios(rows, "vmcrash (first row)")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,23 @@ def best_of(n: int, fn: Callable[[], Any]) -> tuple[float, Any]:
     return best, result
 
 
+def timed_run(argv: list[str], cwd: str, runs: int = 3, check: bool = True) -> float:
+    """The fastest of ``runs`` runs of a command (seconds); ``check``: a
+    failing command is an error, not a fast time."""
+    import subprocess
+
+    return best_of(runs, lambda: subprocess.run(argv, cwd=cwd, capture_output=True, check=check, timeout=900))[0]
+
+
+def print_ratios(rows: list[tuple[str, float]], base: str) -> None:
+    """A table of (what, seconds), each also as a ratio to the first row's."""
+    width = max(len(name) for name, _ in rows) + 2
+    first = rows[0][1]
+    print(f"{'':<{width}} {'seconds':>8}  {'vs ' + base:>30}")
+    for name, secs in rows:
+        print(f"{name:<{width}} {secs:8.2f}  {secs / first:29.2f}x")
+
+
 def run_crash(crash_cmd: str, vmlinux: str, dump: str, commands: list[str], timeout: int = 600) -> tuple[float, str]:
     """Run crash non-interactively; (seconds, output)."""
     argv = shlex.split(crash_cmd) + ["-s", vmlinux, dump]
