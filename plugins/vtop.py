@@ -56,7 +56,8 @@ examples:
                 pfn = domain.mfn_to_pfn(walk.result.addr >> 12)
                 summary.add("guest-physical", None if pfn is None else (pfn << 12) | (walk.result.addr & 0xFFF),
                             Kind.ADDRESS)
-            kvm = session.machine.kvm_memory.get(domain.id) if session.machine.kvm_vms else None
+            # (a VM is a domain of type "kvm": plain dumps never look for VMs here)
+            kvm = session.machine.kvm_memory.get(domain.id) if domain.type == "kvm" else None
             if kvm is not None:  # a KVM guest: where QEMU holds the page, and where that is in the host
                 try:
                     hva = kvm.hva(walk.result.addr)
