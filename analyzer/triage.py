@@ -40,7 +40,7 @@ from .model import Domain
 if TYPE_CHECKING:
     from .session import Session
 
-__all__ = ["triage", "signature", "PANIC_MACHINERY", "SCHEMA_ID"]
+__all__ = ["triage", "signature", "frame_json", "PANIC_MACHINERY", "SCHEMA_ID"]
 
 SCHEMA_ID = "vmcrash.triage/1"
 
@@ -59,7 +59,8 @@ TOP_FRAMES = 5
 LOG_LINES = 200
 
 
-def _frame(f: Frame) -> dict[str, Any]:
+def frame_json(f: Frame) -> dict[str, Any]:
+    """A stack frame as triage's JSON FRAME (the TUI shows the same)."""
     return {"pc": f.pc, "symbol": f.symbol, "offset": f.offset, "module": f.module, "source": f.source,
             "inline": f.inline, "symbol_name": f.symbol_name}
 
@@ -111,7 +112,7 @@ def _domain(session: "Session", domain: Domain, errors: list[str]) -> dict[str, 
         if linux is not None:
             try:
                 frames, method = linux.best_stack_of_cpu(v.id)
-                vc["stack"], vc["stack_method"] = [_frame(f) for f in frames], method
+                vc["stack"], vc["stack_method"] = [frame_json(f) for f in frames], method
             except READ_ERRORS as e:
                 derr.append(f"vCPU {v.id} stack: {e}")
         out["vcpus"].append(vc)
@@ -136,7 +137,7 @@ def _domain(session: "Session", domain: Domain, errors: list[str]) -> dict[str, 
         if p.cpu is not None:
             try:
                 frames, method = linux.best_stack_of_cpu(p.cpu)
-                panic["stack"], panic["stack_method"] = [_frame(f) for f in frames], method
+                panic["stack"], panic["stack_method"] = [frame_json(f) for f in frames], method
             except READ_ERRORS as e:
                 derr.append(f"panic stack: {e}")
         out["panic"] = panic
@@ -155,7 +156,7 @@ def _hypervisor(session: "Session") -> dict[str, Any] | None:
         from .xen.stacks import best_pcpu_stack
 
         frames, method = best_pcpu_stack(session.machine, panic["cpu"])
-        out["panic"] = dict(panic, stack=[_frame(f) for f in frames], stack_method=method)
+        out["panic"] = dict(panic, stack=[frame_json(f) for f in frames], stack_method=method)
     return out
 
 

@@ -53,13 +53,13 @@ def analyse(session: Session) -> Analysis:
     a = Analysis(info, t)
     m = session.machine
     if m.xen is not None:
-        from ..triage import _frame
+        from ..triage import frame_json
         from ..xen.stacks import best_pcpu_stack
 
         for i, cr3 in enumerate(m.xen.pcpu_cr3 or [c.registers.get("cr3", 0) for c in session.dump.cpus]):
             frames, method = best_pcpu_stack(m, i)
             regs = session.dump.cpus[i].registers if i < len(session.dump.cpus) else {}
-            a.pcpus.append({"id": i, "cr3": cr3, "registers": dict(regs), "stack": [_frame(f) for f in frames],
+            a.pcpus.append({"id": i, "cr3": cr3, "registers": dict(regs), "stack": [frame_json(f) for f in frames],
                             "stack_method": method})
     if not m.domains:  # e.g. Xen found, but its domains need xen-syms
         a.errors += m.notes
